@@ -1,0 +1,56 @@
+"""Stochastic gradient descent, with torch's momentum, dampening and Nesterov forms."""
+
+from __future__ import annotations
+
+import torch
+
+from .base import Optimizer, check, check_lr
+from .pieces import l2_penalty
+
+
+def sgd_update(param, grad, state, *, lr, momentum, dampening, weight_decay, nesterov):
+    r"""One SGD step on one tensor, in place (chapters 01–03).
+
+    .. math::
+        g_t &\leftarrow g_t + \lambda\,\theta_{t-1}                       && \text{(L2 penalty)}\\
+        M_t &\leftarrow \mu M_{t-1} + (1 - \tau)\, g_t,\quad M_1 = g_1   && \text{(momentum)}\\
+        d_t &= g_t + \mu M_t \text{ if nesterov else } M_t\\
+        \theta_t &\leftarrow \theta_{t-1} - \eta\, d_t
+
+    With ``momentum == 0`` this is plain gradient descent, :math:`\theta_t = \theta_{t-1} - \eta g_t`.
+    The buffer starts at the first gradient, undamped, as in torch.optim (not at zero);
+    the Nesterov form is Sutskever et al. (2013) reparameterized (chapter 03).
+    """
+    grad = l2_penalty(grad, param, weight_decay)
+    if momentum != 0:
+        buf = state.get("momentum_buffer")
+        if buf is None:
+            buf = state["momentum_buffer"] = grad.clone()
+        else:
+            buf.mul_(momentum).add_(grad, alpha=1 - dampening)
+        grad = grad + momentum * buf if nesterov else buf
+    param.sub_(lr * grad)
+
+
+class SGD(Optimizer):
+    """Drop-in replacement for ``torch.optim.SGD`` (same arguments, defaults and state)."""
+
+    supports_sparse_grad = False  # torch handles sparse SGD; optcore keeps the dense math only
+
+    def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0,
+                 nesterov=False, *, maximize=False, foreach=None, differentiable=False,
+                 fused=None):
+        check_lr(lr)
+        check(momentum >= 0.0, "momentum", momentum, "momentum >= 0")
+        check(weight_decay >= 0.0, "weight_decay", weight_decay, "weight_decay >= 0")
+        check(not nesterov or (momentum > 0 and dampening == 0), "nesterov", nesterov,
+              "nesterov=True only with momentum > 0 and dampening == 0")
+        defaults = dict(lr=lr, momentum=momentum, dampening=dampening,
+                        weight_decay=weight_decay, nesterov=nesterov, maximize=maximize,
+                        foreach=foreach, differentiable=differentiable, fused=fused)
+        super().__init__(params, defaults)
+
+    def update(self, param, grad, state, group):
+        sgd_update(param, grad, state, lr=group["lr"], momentum=group["momentum"],
+                   dampening=group["dampening"], weight_decay=group["weight_decay"],
+                   nesterov=group["nesterov"])

@@ -1,0 +1,139 @@
+"""Helpers for checking an optcore optimizer against its torch.optim counterpart.
+
+Both optimizers drive identical copies of a small network in float64 through the same
+sequence of mini-batches; after every step the parameters must agree to a relative error of
+``rtol`` (1e-9 unless a test says why it needs otherwise).
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+
+import torch
+
+RTOL = 1e-9
+
+
+def tiny_net(seed: int = 0, dtype=torch.float64, device="cpu") -> torch.nn.Module:
+    """A 2-layer tanh MLP with 4 inputs: small, but with matrices, vectors and curvature."""
+    gen = torch.Generator().manual_seed(seed)
+    net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1))
+    with torch.no_grad():
+        for p in net.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen) * 0.5)
+    return net.to(dtype=dtype, device=device)
+
+
+def batches(steps: int, seed: int = 1, dtype=torch.float64, device="cpu", size: int = 16):
+    """A fixed list of (x, y) mini-batches of a noisy regression task."""
+    gen = torch.Generator().manual_seed(seed)
+    out = []
+    for _ in range(steps):
+        x = torch.randn(size, 4, generator=gen)
+        y = torch.sin(x.sum(1, keepdim=True)) + 0.1 * torch.randn(size, 1, generator=gen)
+        out.append((x.to(dtype=dtype, device=device), y.to(dtype=dtype, device=device)))
+    return out
+
+
+def param_groups(net, kwargs, groups: bool):
+    """Either all parameters in one group, or weights and biases in two groups, the second
+    with half the learning rate (to exercise per-group hyperparameters)."""
+    if not groups:
+        return net.parameters()
+    weights = [p for n, p in net.named_parameters() if n.endswith("weight")]
+    biases = [p for n, p in net.named_parameters() if n.endswith("bias")]
+    lr = kwargs.get("lr", 1e-3)
+    return [{"params": weights}, {"params": biases, "lr": lr * 0.5}]
+
+
+def objective(net, x, y, kwargs):
+    """The mean squared error, negated when the optimizer maximizes, so that both settings
+    solve the same well-behaved problem (maximizing +MSE would diverge and amplify rounding)."""
+    loss = torch.nn.functional.mse_loss(net(x), y)
+    return -loss if kwargs.get("maximize", False) else loss
+
+
+def train(make_opt, kwargs, steps=25, *, groups=False, use_closure=False, seed=0,
+          dtype=torch.float64, device="cpu", trajectory=True):
+    """Run ``make_opt(params, **kwargs)`` for ``steps`` steps; return the list of parameter
+    snapshots after each step (or only the last when ``trajectory`` is False), the model and
+    the optimizer."""
+    net = tiny_net(seed, dtype, device)
+    opt = make_opt(param_groups(net, kwargs, groups), **kwargs)
+    data = batches(steps, dtype=dtype, device=device)
+    snapshots = []
+    for x, y in data:
+        def closure(x=x, y=y):
+            opt.zero_grad()
+            loss = objective(net, x, y, kwargs)
+            loss.backward()
+            return loss
+
+        if use_closure:
+            opt.step(closure)
+        else:
+            closure()
+            opt.step()
+        if trajectory:
+            snapshots.append([p.detach().clone() for p in net.parameters()])
+    if not trajectory:
+        snapshots.append([p.detach().clone() for p in net.parameters()])
+    return snapshots, net, opt
+
+
+def max_rel_error(a_snapshots, b_snapshots) -> float:
+    """Largest ‖a − b‖ / max(‖b‖, tiny) over all steps and tensors."""
+    worst = 0.0
+    for a_step, b_step in zip(a_snapshots, b_snapshots, strict=True):
+        for a, b in zip(a_step, b_step, strict=True):
+            denom = max(torch.linalg.vector_norm(b).item(), 1e-300)
+            worst = max(worst, torch.linalg.vector_norm(a - b).item() / denom)
+    return worst
+
+
+def assert_matches_torch(ours, theirs, kwargs, steps=25, rtol=RTOL, **train_kwargs):
+    """Assert that ``ours(params, **kwargs)`` follows ``theirs(params, **kwargs)`` step by step."""
+    a, _, _ = train(ours, kwargs, steps, **train_kwargs)
+    b, _, _ = train(theirs, kwargs, steps, **train_kwargs)
+    err = max_rel_error(a, b)
+    assert err <= rtol, f"{ours.__name__}{kwargs}: relative error {err:.3e} > {rtol:.0e}"
+    # A parity test is worthless if neither optimizer moved the parameters.
+    start = [p.detach() for p in tiny_net(train_kwargs.get("seed", 0)).parameters()]
+    moved = max_rel_error([a[-1]], [start])
+    assert moved > 1e-6, f"{ours.__name__}{kwargs}: parameters did not move ({moved:.1e})"
+    return err
+
+
+def assert_resume_is_exact(make_opt, kwargs, steps=20, split=9, **train_kwargs):
+    """Interrupt a run after ``split`` steps, checkpoint model and optimizer through
+    ``torch.save``, rebuild both from scratch, load, and continue: the result must be
+    bit-identical to the uninterrupted run."""
+    straight, _, _ = train(make_opt, kwargs, steps, trajectory=False, **train_kwargs)
+
+    _, net, opt = train(make_opt, kwargs, split, trajectory=False, **train_kwargs)
+    buffer = io.BytesIO()
+    torch.save({"model": net.state_dict(), "opt": opt.state_dict()}, buffer)
+    buffer.seek(0)
+    checkpoint = torch.load(buffer, weights_only=True)
+
+    groups = train_kwargs.get("groups", False)
+    net2 = tiny_net(train_kwargs.get("seed", 0))
+    net2.load_state_dict(checkpoint["model"])
+    opt2 = make_opt(param_groups(net2, kwargs, groups), **kwargs)
+    opt2.load_state_dict(copy.deepcopy(checkpoint["opt"]))
+    for x, y in batches(steps)[split:]:
+        def closure(x=x, y=y):
+            opt2.zero_grad()
+            loss = objective(net2, x, y, kwargs)
+            loss.backward()
+            return loss
+
+        if train_kwargs.get("use_closure", False):
+            opt2.step(closure)
+        else:
+            closure()
+            opt2.step()
+    resumed = [p.detach() for p in net2.parameters()]
+    for a, b in zip(resumed, straight[-1], strict=True):
+        assert torch.equal(a, b), f"{make_opt.__name__}{kwargs}: resumed run differs"
