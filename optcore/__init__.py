@@ -1,5 +1,11 @@
-"""optcore: the small library behind *Descent*, an executable textbook on optimizers."""
+"""optcore: the small library behind *Descent*, an executable textbook on optimizers.
 
+The optimizers are drop-in replacements for ``torch.optim`` with the math written out; the
+modules around them give the chapters problems to solve, runs to trace, and figures to draw.
+"""
+
+from . import plot, problems, trace, widgets
+from .device import device, seed_everything
 from .optim import SGD, Optimizer
 
-__all__ = ["SGD", "Optimizer"]
+__all__ = ["device", "seed_everything", "plot", "problems", "trace", "widgets", "Optimizer", "SGD"]

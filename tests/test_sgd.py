@@ -1,12 +1,14 @@
 """optcore.SGD against torch.optim.SGD over every argument that changes its math."""
 
+import copy
+import io
 import itertools
 
 import pytest
 import torch
 
 import optcore
-from parity import assert_matches_torch, assert_resume_is_exact
+from parity import assert_matches_torch, assert_resume_is_exact, max_rel_error
 
 GRID = [
     dict(lr=lr, momentum=m, dampening=d, weight_decay=wd, nesterov=n, maximize=mx)
@@ -80,3 +82,118 @@ def test_sgd_low_precision_smoke(dtype):
         (w.float() ** 2).sum().backward()
         opt.step()
     assert w.dtype == dtype and w.abs().max().item() < 0.1
+
+
+# --- sparse gradients (nn.Embedding(sparse=True)) ------------------------------------------
+
+
+@pytest.fixture
+def one_thread():
+    """These tensors are tiny: extra threads only slow the sparse kernels down."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def embedding_problem(sparse=True):
+    """An nn.Embedding(12, 3) in float64, random targets, and the generator of the batches."""
+    gen = torch.Generator().manual_seed(0)
+    emb = torch.nn.Embedding(12, 3, sparse=sparse, dtype=torch.float64)
+    with torch.no_grad():
+        emb.weight.copy_(torch.randn(12, 3, generator=gen, dtype=torch.float64))
+    target = torch.randn(12, 3, generator=gen, dtype=torch.float64)
+    return emb, target, gen
+
+
+def embedding_step(opt, emb, target, gen, maximize=False):
+    """One step on a batch of 6 random rows out of the first 8 (repeats likely; rows 8–11
+    never appear)."""
+    idx = torch.randint(0, 8, (6,), generator=gen)
+    opt.zero_grad()
+    loss = torch.tanh(emb(idx) - target[idx]).pow(2).sum()
+    (-loss if maximize else loss).backward()
+    opt.step()
+
+
+def train_embedding(make_opt, kwargs, steps=20, sparse=True):
+    """Fit the embedding for ``steps`` steps; return the weight after each step, the start
+    and the optimizer."""
+    emb, target, gen = embedding_problem(sparse)
+    start = emb.weight.detach().clone()
+    opt = make_opt(emb.parameters(), **kwargs)
+    snapshots = []
+    for _ in range(steps):
+        embedding_step(opt, emb, target, gen, kwargs.get("maximize", False))
+        snapshots.append([emb.weight.detach().clone()])
+    return snapshots, start, opt
+
+
+SPARSE_GRID = [
+    dict(lr=lr, momentum=m, dampening=d, nesterov=n, maximize=mx)
+    for lr, m, d, n, mx in itertools.product(
+        [0.1, torch.tensor(0.1)], [0.0, 0.9], [0.0, 0.3], [False, True], [False, True])
+    if not (n and (m == 0 or d != 0))
+]
+
+
+@pytest.mark.usefixtures("one_thread")
+@pytest.mark.parametrize("kwargs", SPARSE_GRID, ids=str)
+def test_sgd_sparse_embedding_matches_torch(kwargs):
+    """nn.Embedding(sparse=True), 20 steps, 20 settings of lr (float or tensor) × momentum ×
+    dampening × nesterov × maximize: the weights agree with torch.optim.SGD to 1e-9; the
+    momentum buffer is a sparse tensor, as torch's; rows never in a batch do not move."""
+    ours, start, opt = train_embedding(optcore.SGD, kwargs)
+    theirs, _, torch_opt = train_embedding(torch.optim.SGD, kwargs)
+    assert max_rel_error(ours, theirs) <= 1e-9
+    assert torch.equal(ours[-1][0][8:], start[8:])
+    assert (ours[-1][0][:8] - start[:8]).abs().min() > 1e-3
+    weight = opt.param_groups[0]["params"][0]
+    torch_weight = torch_opt.param_groups[0]["params"][0]
+    if kwargs["momentum"]:
+        buf = opt.state[weight]["momentum_buffer"]
+        torch_buf = torch_opt.state[torch_weight]["momentum_buffer"]
+        assert buf.is_sparse and torch_buf.is_sparse
+        torch.testing.assert_close(buf.to_dense(), torch_buf.to_dense(), rtol=1e-9, atol=0)
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_sgd_sparse_equals_dense():
+    """Every SGD operation is linear, so an Embedding with sparse=True and one with
+    sparse=False end 20 steps of SGD (momentum 0.9, Nesterov) within 1e-12."""
+    kwargs = dict(lr=0.1, momentum=0.9, nesterov=True)
+    sparse, _, _ = train_embedding(optcore.SGD, kwargs, sparse=True)
+    dense, _, _ = train_embedding(optcore.SGD, kwargs, sparse=False)
+    assert max_rel_error(sparse, dense) <= 1e-12
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_sgd_sparse_momentum_resume_is_exact():
+    """A checkpoint holding a sparse momentum buffer, after 7 of 15 steps, through torch.save
+    and torch.load(weights_only=True), continues bit for bit."""
+    kwargs = dict(lr=0.1, momentum=0.9, dampening=0.1)
+    straight, _, _ = train_embedding(optcore.SGD, kwargs, steps=15)
+    emb, target, gen = embedding_problem()
+    opt = optcore.SGD(emb.parameters(), **kwargs)
+    for step in range(15):
+        if step == 7:
+            buffer = io.BytesIO()
+            torch.save({"model": emb.state_dict(), "opt": opt.state_dict()}, buffer)
+            buffer.seek(0)
+            checkpoint = torch.load(buffer, weights_only=True)
+            emb = torch.nn.Embedding(12, 3, sparse=True, dtype=torch.float64)
+            emb.load_state_dict(checkpoint["model"])
+            opt = optcore.SGD(emb.parameters(), **kwargs)
+            opt.load_state_dict(copy.deepcopy(checkpoint["opt"]))
+        embedding_step(opt, emb, target, gen)
+    assert torch.equal(emb.weight.detach(), straight[-1][0])
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_sgd_refuses_sparse_gradients_with_weight_decay():
+    """weight_decay = 0.01 with a sparse gradient raises RuntimeError, as in torch.optim."""
+    for cls in (optcore.SGD, torch.optim.SGD):
+        with pytest.raises(RuntimeError):
+            train_embedding(cls, dict(lr=0.1, weight_decay=0.01), steps=1)
+    with pytest.raises(RuntimeError, match="weight_decay"):
+        train_embedding(optcore.SGD, dict(lr=0.1, weight_decay=0.01), steps=1)

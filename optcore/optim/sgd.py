@@ -20,7 +20,15 @@ def sgd_update(param, grad, state, *, lr, momentum, dampening, weight_decay, nes
     With ``momentum == 0`` this is plain gradient descent, :math:`\theta_t = \theta_{t-1} - \eta g_t`.
     The buffer starts at the first gradient, undamped, as in torch.optim (not at zero);
     the Nesterov form is Sutskever et al. (2013) reparameterized (chapter 03).
+
+    A sparse gradient (``nn.Embedding(sparse=True)``) goes through the same lines: every
+    operation here is linear, so sparse and dense give the same θ. With momentum the buffer
+    is a sparse tensor too, and a row keeps moving after it has left the batch (its buffer
+    decays by μ per step), exactly as with a dense buffer. The L2 penalty would add a dense
+    term to a sparse gradient; torch.optim fails on it too (``add(sparse, dense)``).
     """
+    if grad.is_sparse and weight_decay != 0:
+        raise RuntimeError("weight_decay option is not compatible with sparse gradients")
     grad = l2_penalty(grad, param, weight_decay)
     if momentum != 0:
         buf = state.get("momentum_buffer")
@@ -35,7 +43,7 @@ def sgd_update(param, grad, state, *, lr, momentum, dampening, weight_decay, nes
 class SGD(Optimizer):
     """Drop-in replacement for ``torch.optim.SGD`` (same arguments, defaults and state)."""
 
-    supports_sparse_grad = False  # torch handles sparse SGD; optcore keeps the dense math only
+    supports_sparse_grad = True
 
     def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0,
                  nesterov=False, *, maximize=False, foreach=None, differentiable=False,

@@ -1,0 +1,38 @@
+# Descent: `make book` builds the website, `make test` runs every check. Both create .venv
+# and install what they need on a machine that has nothing but Python 3.11.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+BUILD  := $(BIN)/jupyter-book build . -W -n --keep-going
+
+.PHONY: book test pair serve clean
+
+# torch comes first and alone: pinned, it is the local CPU wheel; unpinned, or pulled in by
+# another package, it would download gigabytes of CUDA libraries.
+$(STAMP): requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -r requirements.txt
+	$(BIN)/pip install --quiet --no-deps -e .
+	touch $@
+
+book: $(STAMP)
+	$(BUILD)
+
+# The site is built first (chapters executed, zero warnings allowed), then pytest runs the
+# optcore unit tests, the book's machinery tests and every chapter under nbval.
+test: $(STAMP)
+	$(BUILD)
+	$(BIN)/python -m pytest -n 2 --dist loadfile --nbval-lax --nbval-current-env tests chapters
+
+# Regenerate the Colab copies (.ipynb, no outputs) from the chapters (.md, the source).
+pair: $(STAMP)
+	$(BIN)/jupytext --quiet --to ipynb chapters/*.md
+
+serve: book
+	$(BIN)/python -m http.server --directory _build/html 8000
+
+clean:
+	rm -rf _build

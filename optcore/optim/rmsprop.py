@@ -1,0 +1,72 @@
+"""RMSprop: divide the gradient by a running root-mean-square of recent gradients."""
+
+from __future__ import annotations
+
+import torch
+
+from .base import Optimizer, check, check_lr, scalar_step_tensor
+from .pieces import ema_, ema_sq_, l2_penalty
+
+
+def rmsprop_update(param, grad, state, *, lr, alpha, eps, weight_decay, momentum, centered):
+    r"""One RMSprop step on one tensor, in place (chapter 06).
+
+    .. math::
+        g_t &\leftarrow g_t + \lambda\,\theta_{t-1} && \text{(L2 penalty)}\\
+        v_t &= \alpha\, v_{t-1} + (1 - \alpha)\, g_t^2,\quad v_0 = 0\\
+        m_t &= \alpha\, m_{t-1} + (1 - \alpha)\, g_t,\quad m_0 = 0 && \text{(centered only)}\\
+        s_t &= \sqrt{v_t - m_t^2} + \varepsilon \text{ if centered else } \sqrt{v_t} + \varepsilon\\
+        b_t &= \mu\, b_{t-1} + g_t / s_t,\quad b_0 = 0 && \text{(momentum)}\\
+        \theta_t &= \theta_{t-1} - \eta\, b_t \text{ if } \mu > 0
+                    \text{ else } \theta_{t-1} - \eta\, g_t / s_t
+
+    Tieleman & Hinton (2012, lecture 6e); the centered form and the momentum on the scaled
+    step are from Graves (2013), who puts ε inside the root. torch.optim adds ε outside the
+    root and does no bias correction: v_0 = 0, so v_1 = (1 − α) g_1² and the first step has
+    length about η/√(1 − α) per coordinate (10η for the default α = 0.99).
+    """
+    if not state:
+        state["step"] = scalar_step_tensor()
+        state["square_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+        if momentum > 0:
+            state["momentum_buffer"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+        if centered:
+            state["grad_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+    state["step"] += 1
+    g = l2_penalty(grad, param, weight_decay)
+    v = ema_sq_(state["square_avg"], g, alpha)
+    if centered:
+        m = ema_(state["grad_avg"], g, alpha)
+        s = (v - m * m).sqrt() + eps  # the variance, not the raw second moment
+    else:
+        s = v.sqrt() + eps
+    if momentum > 0:
+        b = state["momentum_buffer"]
+        b.mul_(momentum).add_(g / s)
+        param.sub_(lr * b)
+    else:
+        param.sub_(lr * g / s)
+
+
+class RMSprop(Optimizer):
+    """Drop-in replacement for ``torch.optim.RMSprop`` (same arguments, defaults and state)."""
+
+    def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0,
+                 centered=False, capturable=False, foreach=None, maximize=False,
+                 differentiable=False):
+        check_lr(lr)
+        check(eps >= 0.0, "eps", eps, "eps >= 0")
+        check(momentum >= 0.0, "momentum", momentum, "momentum >= 0")
+        check(weight_decay >= 0.0, "weight_decay", weight_decay, "weight_decay >= 0")
+        # torch.optim checks only alpha >= 0; alpha = 1 freezes v at zero and alpha > 1 is
+        # accepted too.
+        check(alpha >= 0.0, "alpha", alpha, "alpha >= 0")
+        defaults = dict(lr=lr, momentum=momentum, alpha=alpha, eps=eps, centered=centered,
+                        weight_decay=weight_decay, capturable=capturable, foreach=foreach,
+                        maximize=maximize, differentiable=differentiable)
+        super().__init__(params, defaults)
+
+    def update(self, param, grad, state, group):
+        rmsprop_update(param, grad, state, lr=group["lr"], alpha=group["alpha"],
+                       eps=group["eps"], weight_decay=group["weight_decay"],
+                       momentum=group["momentum"], centered=group["centered"])

@@ -1,0 +1,144 @@
+"""Shampoo: one preconditioner per tensor dimension, combined as a Kronecker product (chapter 12)."""
+
+from __future__ import annotations
+
+import numbers
+from itertools import chain
+
+import torch
+
+from .base import Optimizer, check, check_lr, scalar_step_tensor
+from .pieces import l2_penalty
+
+
+def statistics_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype Shampoo keeps its statistics and preconditioners in for a parameter of ``dtype``.
+
+    Half precisions are promoted to float32: ``torch.linalg.eigh`` has no bfloat16/float16
+    kernels, a sum of squared gradients overflows float16 (max 65504) quickly, and bfloat16's
+    8-bit mantissa would drop each new G Gᵀ once the running sum is ~256× larger.
+    """
+    return torch.float32 if dtype in (torch.bfloat16, torch.float16) else dtype
+
+
+def inverse_root(H, p, floor):
+    r"""H^{-1/p} for a symmetric positive-definite H, by eigendecomposition H = Q diag(λ) Qᵀ.
+
+    Eigenvalues are clamped from below at ``floor``. In exact arithmetic H = ε βᵗ I + (a positive
+    semi-definite sum), so every eigenvalue is at least ε βᵗ and the clamp changes nothing;
+    in floating point ``eigh`` returns the small eigenvalues only to within ~u‖H‖, possibly
+    below the bound or negative, where λ^{-1/p} would be huge or NaN. Clamping at the exact
+    bound removes just that rounding noise.
+    """
+    lam, Q = torch.linalg.eigh(H)
+    lam = lam.clamp(min=floor)
+    return (Q * lam.pow(-1.0 / p)) @ Q.mT
+
+
+def mode_product(G, P, i):
+    """G ×ᵢ P: multiply every mode-i fibre of G by the matrix P."""
+    return torch.tensordot(P, G.movedim(i, 0), dims=1).movedim(0, i)
+
+
+def shampoo_update(param, grad, state, *, lr, momentum, weight_decay, epsilon, beta,
+                   update_freq):
+    r"""One Shampoo step on one tensor of order k, in place (chapter 12).
+
+    .. math::
+        G_t &= g_t + \lambda\,\theta_{t-1}                                     && \text{(L2 penalty)}\\
+        H^i_t &= \beta\, H^i_{t-1} + G_{t(i)} G_{t(i)}^\top,\quad H^i_0 = \varepsilon I
+                                                                   && i = 1, \dots, k \\
+        P^i &= (H^i_t)^{-1/2k}    && \text{on steps } t = 1,\ 1 + f,\ 1 + 2f, \dots\\
+        \hat G_t &= G_t \times_1 P^1 \times_2 P^2 \cdots \times_k P^k                         \\
+        b_t &= \mu\, b_{t-1} + \hat G_t,\quad b_0 = 0                          && \text{(if } \mu > 0)\\
+        \theta_t &\leftarrow \theta_{t-1} - \eta\, b_t \ (\text{or } \eta\,\hat G_t)
+
+    :math:`G_{(i)}` is the mode-i unfolding (dimension i first, the rest flattened) and
+    f = ``update_freq``. Gupta, Koren & Singer (2018), "Shampoo: Preconditioned Stochastic
+    Tensor Optimization", Algorithm 2; for a matrix (k = 2) this is Algorithm 1,
+    :math:`\theta_t = \theta_{t-1} - \eta\, L_t^{-1/4} G_t R_t^{-1/4}`. β = 1 is the paper's
+    running sum; β < 1 an exponential average, in which the ε I start decays as εβᵗ. A 0-d
+    parameter is treated as a vector of one entry (order 1: AdaGrad's η g/√(ε + Σ g²)).
+    Each dimension of size n costs an n × n statistic and an n³ eigendecomposition.
+    """
+    shape = param.shape if param.dim() > 0 else (1,)
+    k = len(shape)
+    dtype = statistics_dtype(param.dtype)
+    G = l2_penalty(grad, param, weight_decay).reshape(shape).to(dtype)
+    if not state:
+        state["step"] = scalar_step_tensor()
+        state["statistics"] = [epsilon * torch.eye(n, dtype=dtype, device=param.device)
+                               for n in shape]
+    state["step"] += 1
+    t = int(state["step"].item())
+
+    for i, H in enumerate(state["statistics"]):
+        G_i = G.movedim(i, 0).reshape(shape[i], -1)
+        H.mul_(beta).addmm_(G_i, G_i.mT)
+    if (t - 1) % update_freq == 0:
+        state["preconditioners"] = [inverse_root(H, 2 * k, epsilon * beta**t)
+                                    for H in state["statistics"]]
+
+    for i, P in enumerate(state["preconditioners"]):
+        G = mode_product(G, P, i)
+    G = G.reshape(param.shape).to(param.dtype)
+    if momentum != 0:
+        buf = state.get("momentum_buffer")
+        if buf is None:
+            buf = state["momentum_buffer"] = torch.zeros_like(param)
+        G = buf.mul_(momentum).add_(G)
+    param.sub_(lr * G)
+
+
+class Shampoo(Optimizer):
+    """Shampoo with optional heavy-ball momentum and L2 weight decay.
+
+    State per parameter: ``step``; ``statistics`` and ``preconditioners``, lists of one
+    n × n matrix per dimension (float32 for a bfloat16/float16 parameter, see
+    :func:`statistics_dtype`); ``momentum_buffer`` when ``momentum > 0``. Complex parameters
+    are refused: seen as real pairs they would gain a spurious dimension of size 2.
+    """
+
+    def __init__(self, params, lr=0.1, momentum=0.0, weight_decay=0.0, epsilon=1e-4, beta=1.0,
+                 update_freq=1, maximize=False):
+        check_lr(lr)
+        check(0.0 <= momentum < 1.0, "momentum", momentum, "0 <= momentum < 1")
+        check(weight_decay >= 0.0, "weight_decay", weight_decay, "weight_decay >= 0")
+        check(epsilon > 0.0, "epsilon", epsilon, "epsilon > 0")
+        check(0.0 < beta <= 1.0, "beta", beta, "0 < beta <= 1")
+        check(isinstance(update_freq, numbers.Integral) and not isinstance(update_freq, bool)
+              and update_freq >= 1, "update_freq", update_freq, "an integer >= 1")
+        defaults = dict(lr=lr, momentum=momentum, weight_decay=weight_decay, epsilon=epsilon,
+                        beta=beta, update_freq=update_freq, maximize=maximize)
+        super().__init__(params, defaults)
+
+    def add_param_group(self, param_group):
+        super().add_param_group(param_group)
+        complex_params = [p for p in self.param_groups[-1]["params"] if torch.is_complex(p)]
+        if complex_params:
+            self.param_groups.pop()
+            raise TypeError(
+                f"Shampoo does not support complex parameters (got {complex_params[0].dtype}); "
+                f"optimize torch.view_as_real(p) as a real parameter if that is what you mean."
+            )
+
+    def load_state_dict(self, state_dict):
+        super().load_state_dict(state_dict)
+        # torch.optim casts every floating-point state tensor to its parameter's dtype
+        # (Optimizer._process_value_according_to_param_policy), which would round the float32
+        # statistics of a bfloat16 parameter to bfloat16. Reload them in Shampoo's own dtype.
+        saved_ids = chain.from_iterable(g["params"] for g in state_dict["param_groups"])
+        params = chain.from_iterable(g["params"] for g in self.param_groups)
+        for saved_id, param in zip(saved_ids, params, strict=True):
+            saved = state_dict["state"].get(saved_id, {})
+            for key in ("statistics", "preconditioners"):
+                if key in saved:
+                    self.state[param][key] = [
+                        m.to(device=param.device, dtype=statistics_dtype(param.dtype))
+                        for m in saved[key]
+                    ]
+
+    def update(self, param, grad, state, group):
+        shampoo_update(param, grad, state, lr=group["lr"], momentum=group["momentum"],
+                       weight_decay=group["weight_decay"], epsilon=group["epsilon"],
+                       beta=group["beta"], update_freq=group["update_freq"])

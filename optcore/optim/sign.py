@@ -1,0 +1,46 @@
+"""signSGD and Signum: step by the sign of the gradient or of its moving average (chapter 13)."""
+
+from __future__ import annotations
+
+import torch
+
+from .base import Optimizer, check, check_lr
+from .pieces import decoupled_decay_, ema_
+
+
+def signsgd_update(param, grad, state, *, lr, momentum, weight_decay):
+    r"""One signSGD (``momentum == 0``) or Signum (``momentum > 0``) step on one tensor, in place.
+
+    .. math::
+        m_t &\leftarrow \mu\, m_{t-1} + (1 - \mu)\, g_t,\quad m_0 = 0  && \text{(Signum only)}\\
+        \theta_t &\leftarrow \theta_{t-1}\,(1 - \eta\lambda) - \eta\,\operatorname{sign}(m_t)
+
+    with :math:`m_t = g_t` when μ = 0. Bernstein, Wang, Azizzadenesheli & Anandkumar (2018),
+    "signSGD: Compressed Optimisation for Non-Convex Problems", Algorithms 1 and 2 (chapter 13).
+    Because only the sign of m is used, the factor 1 − μ never changes a step; it is kept so
+    that m is an average of gradients, as in the paper. Weight decay is decoupled: a sign step
+    has a fixed size, so an L2 term added to g would only ever flip signs, not shrink weights.
+    A complex parameter arrives as real pairs; real and imaginary parts take their own signs.
+    """
+    if momentum != 0:
+        m = state.get("momentum_buffer")
+        if m is None:
+            m = state["momentum_buffer"] = torch.zeros_like(param)
+        grad = ema_(m, grad, momentum)
+    decoupled_decay_(param, lr, weight_decay)
+    param.sub_(lr * torch.sign(grad))
+
+
+class SignSGD(Optimizer):
+    """signSGD, or Signum with ``momentum > 0`` (state ``momentum_buffer`` = m)."""
+
+    def __init__(self, params, lr=1e-3, momentum=0.0, weight_decay=0.0, maximize=False):
+        check_lr(lr)
+        check(0.0 <= momentum < 1.0, "momentum", momentum, "0 <= momentum < 1")
+        check(weight_decay >= 0.0, "weight_decay", weight_decay, "weight_decay >= 0")
+        defaults = dict(lr=lr, momentum=momentum, weight_decay=weight_decay, maximize=maximize)
+        super().__init__(params, defaults)
+
+    def update(self, param, grad, state, group):
+        signsgd_update(param, grad, state, lr=group["lr"], momentum=group["momentum"],
+                       weight_decay=group["weight_decay"])
