@@ -6,6 +6,7 @@ modules around them give the chapters problems to solve, runs to trace, and figu
 
 from . import plot, problems, trace, widgets
 from .device import device, seed_everything
-from .optim import SGD, Optimizer
+from .optim import *  # noqa: F401,F403 (the optimizers, listed in optim.__all__)
+from .optim import __all__ as _optimizers
 
-__all__ = ["device", "seed_everything", "plot", "problems", "trace", "widgets", "Optimizer", "SGD"]
+__all__ = ["device", "seed_everything", "plot", "problems", "trace", "widgets", *_optimizers]

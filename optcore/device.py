@@ -21,10 +21,8 @@ def device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def seed_everything(seed: int = 0) -> torch.Generator:
-    """Seed Python's, NumPy's and torch's generators (all devices); return a CPU
-    ``torch.Generator`` seeded the same way, for code that wants its own stream."""
+def seed_everything(seed: int = 0) -> None:
+    """Seed Python's, NumPy's and torch's generators (torch's on every device)."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)  # also seeds every CUDA device
-    return torch.Generator().manual_seed(seed)

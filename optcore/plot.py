@@ -57,7 +57,7 @@ def contour(ax, problem: Problem, levels: int = 18, resolution: int = 160) -> No
     top = gap.max().item()
     lv = torch.logspace(torch.log10(torch.tensor(top)).item() - 5, torch.log10(torch.tensor(top)).item(),
                         levels).tolist()
-    ax.contourf(X, Y, gap, levels=lv, norm=mpl.colors.LogNorm(), cmap="Greys", alpha=0.35)
+    ax.contourf(X, Y, gap, levels=lv, norm=mpl.colors.LogNorm(), cmap="Greys", alpha=0.22)
     ax.contour(X, Y, gap, levels=lv, colors="0.45", linewidths=0.5)
     if problem.minimizer is not None:
         m = problem.minimizer

@@ -22,9 +22,8 @@ def test_device_is_cuda_exactly_when_available(monkeypatch):
 def test_seed_everything_makes_runs_repeatable():
     optcore.seed_everything(3)
     a = torch.randn(4)
-    gen = optcore.seed_everything(3)
+    optcore.seed_everything(3)
     assert torch.equal(a, torch.randn(4))
-    assert torch.equal(torch.randn(2, generator=gen), torch.randn(2, generator=torch.Generator().manual_seed(3)))
 
 
 @pytest.mark.parametrize("kappa, angle", [(1.0, 0.0), (10.0, 0.3), (1000.0, 2.0)])

@@ -1,6 +1,30 @@
-"""optcore's optimizers: drop-in replacements for torch.optim, with the math written out."""
+"""optcore's optimizers: drop-in replacements for torch.optim, with the math written out,
+plus three that torch lacks (Lion, SignSGD, Shampoo)."""
 
+from .adadelta import Adadelta
+from .adafactor import Adafactor
+from .adagrad import Adagrad
+from .adam import Adam, AdamW
+from .adamax import Adamax
+from .asgd import ASGD
 from .base import Optimizer
+from .lbfgs import LBFGS
+from .lion import Lion
+from .muon import Muon
+from .nadam import NAdam
+from .radam import RAdam
+from .rmsprop import RMSprop
+from .rprop import Rprop
 from .sgd import SGD
+from .shampoo import Shampoo
+from .sign import SignSGD
+from .sparse_adam import SparseAdam
 
-__all__ = ["Optimizer", "SGD"]
+__all__ = [
+    "Optimizer",
+    # counterparts of torch.optim's 15
+    "SGD", "Adagrad", "RMSprop", "Adadelta", "Adam", "AdamW", "Adamax", "NAdam", "RAdam",
+    "Rprop", "ASGD", "SparseAdam", "Adafactor", "Muon", "LBFGS",
+    # not in torch.optim
+    "Lion", "SignSGD", "Shampoo",
+]

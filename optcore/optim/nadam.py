@@ -41,8 +41,9 @@ def nadam_update(param, grad, state, *, lr, beta1, beta2, eps, weight_decay, mom
         grad = l2_penalty(grad, param, weight_decay)
     if not state:
         state["step"] = scalar_step_tensor()
-        # Π_t is kept as a 0-d tensor like the step, as torch keeps it: float32 unless the
-        # default dtype is float64, so it is rounded to float32 even for float64 parameters.
+        # Π_t is a 0-d tensor like the step, as in torch: float32 unless the default dtype is
+        # float64, so it is rounded to float32 even for float64 parameters (and torch's
+        # load_state_dict later casts it to the parameter's dtype, bfloat16 included).
         state["mu_product"] = scalar_step_tensor().fill_(1.0)
         state["exp_avg"] = torch.zeros_like(param)
         state["exp_avg_sq"] = torch.zeros_like(param)

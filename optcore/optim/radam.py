@@ -1,4 +1,4 @@
-"""RAdam: Adam whose adaptive step is switched on only once its variance is tractable (chapter 10)."""
+"""RAdam: Adam that turns its adaptive step on once that step's variance is finite (chapter 10)."""
 
 from __future__ import annotations
 
