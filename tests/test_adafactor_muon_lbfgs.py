@@ -134,16 +134,6 @@ def test_adafactor_low_precision_smoke(dtype):
 # Muon: its own bias-free MLP, since every parameter must be a matrix
 # --------------------------------------------------------------------------------------------
 
-@pytest.fixture
-def one_thread():
-    """Tiny bfloat16 matmuls (Newton–Schulz) can take milliseconds each under OpenMP on a busy
-    2-core machine; one thread keeps them at microseconds. Both optimizers run alike."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def matrix_net(seed=0, dtype=torch.float64):
     """4 → 8 → 6 → 1 tanh MLP without biases: a tall (8×4), a wide (6×8) and a row (1×6)
     weight, so both orientations of Newton–Schulz run."""
@@ -211,14 +201,14 @@ MUON_GRID = [
 
 
 @pytest.mark.parametrize("kwargs", MUON_GRID, ids=str)
-def test_muon_matches_torch_over_25_steps(kwargs, one_thread):
+def test_muon_matches_torch_over_25_steps(kwargs):
     """Weight decay × momentum × nesterov × lr adjustment, plus other Newton–Schulz
     coefficients, step counts and ε: agreement to 1e-9 on tall, wide and row matrices (the
     bfloat16 iteration is reproduced bit for bit)."""
     assert_muon_matches_torch(kwargs)
 
 
-def test_muon_matches_torch_with_groups_closure_and_tensor_lr(one_thread):
+def test_muon_matches_torch_with_groups_closure_and_tensor_lr():
     assert_muon_matches_torch(dict(lr=torch.tensor(0.02), weight_decay=0.1), groups=True,
                               use_closure=True)
 
@@ -246,7 +236,7 @@ def test_newton_schulz_cubic_in_float64_converges_to_the_polar_factor():
         assert 0.6 <= sigma.min() and sigma.max() <= 1.2
 
 
-def test_muon_resume_from_checkpoint_is_exact(one_thread):
+def test_muon_resume_from_checkpoint_is_exact():
     """Stop after 9 of 20 steps, torch.save both state_dicts, rebuild, load, continue: the
     final weights are bit-identical to the uninterrupted run."""
     kwargs = dict(lr=0.02, weight_decay=0.1)
@@ -265,7 +255,7 @@ def test_muon_resume_from_checkpoint_is_exact(one_thread):
         assert torch.equal(a, b)
 
 
-def test_muon_state_dict_layout_matches_torch(one_thread):
+def test_muon_state_dict_layout_matches_torch():
     _, _, ours = train_muon(Muon, dict(lr=0.02), steps=3)
     _, _, theirs = train_muon(torch.optim.Muon, dict(lr=0.02), steps=3)
     assert_same_state_layout(ours, theirs)
@@ -302,7 +292,7 @@ def test_muon_rejects_invalid_hyperparameters(kwargs, name):
         Muon([torch.zeros(2, 2, requires_grad=True)], **kwargs)
 
 
-def test_muon_bfloat16_momentum_buffer_is_the_gradient_ema(one_thread):
+def test_muon_bfloat16_momentum_buffer_is_the_gradient_ema():
     """After one step with gradient g (nesterov=False, μ = 0.9) the buffer is 0.1·g.
     (torch 2.13 instead divides a bfloat16 buffer by its norm in place: `.bfloat16()` of a
     bfloat16 tensor is the tensor itself, and Newton–Schulz normalizes it with `div_`.)"""
@@ -316,8 +306,9 @@ def test_muon_bfloat16_momentum_buffer_is_the_gradient_ema(one_thread):
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_muon_low_precision_smoke(dtype, one_thread):
-    """Fitting a 6×4 matrix from zero: ‖W − T‖/‖T‖ falls from 1 to below 0.2 in 60 steps."""
+def test_muon_low_precision_smoke(dtype):
+    """Fitting a 6×4 matrix from zero: ‖W − T‖/‖T‖ falls from 1 to below 0.2 in 60
+    steps."""
     T = torch.randn(6, 4, generator=torch.Generator().manual_seed(0)).to(dtype)
     W = torch.zeros(6, 4, dtype=dtype, requires_grad=True)
     opt = Muon([W], lr=0.05, weight_decay=0.0)
@@ -340,8 +331,9 @@ LBFGS_GRID = [
 ] + [
     dict(lr=0.1, max_iter=6, max_eval=4),  # the evaluation budget ends each step early
     dict(lr=1, max_iter=6, max_eval=9, line_search_fn="strong_wolfe"),
-    dict(lr=0.1, max_iter=6, tolerance_grad=0.05),  # stops at max|g| ≤ 0.05
-    dict(lr=1, max_iter=6, tolerance_change=1e-3, line_search_fn="strong_wolfe"),
+    dict(lr=0.1, max_iter=6, tolerance_grad=0.2),  # some steps stop early at max|g| ≤ 0.2
+    # some steps stop early on a small change of loss, step or bracket
+    dict(lr=1, max_iter=6, tolerance_change=1e-2, line_search_fn="strong_wolfe"),
 ]
 
 
@@ -406,7 +398,7 @@ def test_strong_wolfe_returns_a_step_that_satisfies_both_conditions():
         v = v.detach().requires_grad_()
         loss = (1 - v[0]) ** 2 + 100 * (v[1] - v[0] ** 2) ** 2
         loss.backward()
-        return float(loss), v.grad
+        return loss.item(), v.grad
 
     x = torch.tensor([-1.2, 1.0], dtype=torch.float64)
     f, g = f_and_g(x)

@@ -22,14 +22,6 @@ PAIRS = [(Adagrad, torch.optim.Adagrad), (RMSprop, torch.optim.RMSprop),
 IDS = [ours.__name__ for ours, _ in PAIRS]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """These tensors are tiny: extra threads only add overhead (sparse ops most of all)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 ADAGRAD_GRID = [
     dict(lr=0.05, lr_decay=d, weight_decay=wd, initial_accumulator_value=g0, eps=eps, maximize=mx)
     for d, wd, g0, eps, mx in itertools.product(

@@ -179,6 +179,21 @@ def test_signsgd_matches_reference_with_groups_closure_and_tensor_lr():
                              use_closure=True)
 
 
+@pytest.mark.parametrize("make_opt, reference, kwargs, key", [
+    (Lion, ReferenceLion, dict(lr=0.01, betas=(0.9, 0.99)), "exp_avg"),
+    (SignSGD, ReferenceSignSGD, dict(lr=0.01, momentum=0.9), "momentum_buffer"),
+], ids=str)
+def test_stored_momentum_is_the_ema_started_at_zero_to_1e12(make_opt, reference, kwargs, key):
+    """The sign hides the scale of m (Signum without the 1 − μ factor takes the same steps),
+    so the state itself is compared: after 25 steps m = Σ (1 − β) β^(t−s) g_s."""
+    _, net, ours = train(make_opt, kwargs, 25)
+    _, ref_net, ref = train(reference, kwargs, 25)
+    for p, q in zip(net.parameters(), ref_net.parameters(), strict=True):
+        expected = torch.from_numpy(ref.state[q]["m"])
+        assert torch.linalg.vector_norm(ours.state[p][key] - expected) <= (
+            1e-12 * torch.linalg.vector_norm(expected))
+
+
 # --- Shampoo on tiny_net: order 2 (weights 8×4, 1×8) and order 1 (biases 8, 1) ----------------
 
 SHAMPOO_GRID = [
@@ -403,7 +418,7 @@ def test_shampoo_bfloat16_resume_keeps_float32_statistics_and_is_exact():
     (Shampoo, dict(lr=0.01, momentum=0.9), {"lr", "momentum", "weight_decay", "epsilon", "beta",
                                             "update_freq", "maximize"},
      {"step", "statistics", "preconditioners", "momentum_buffer"}),
-], ids=str)
+], ids=lambda v: str(sorted(v)) if isinstance(v, set) else str(v))  # a set's order varies by process
 def test_state_dict_layout(make_opt, kwargs, group_keys, state_keys):
     _, net, opt = train(make_opt, kwargs, steps=3)
     sd = opt.state_dict()

@@ -14,15 +14,6 @@ PAIRS = [(Rprop, torch.optim.Rprop), (ASGD, torch.optim.ASGD)]
 IDS = ["Rprop", "ASGD"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """These tensors are tiny: extra threads only add overhead."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 RPROP_GRID = [
     dict(lr=lr, etas=etas, step_sizes=sizes, maximize=mx)
     for lr, etas, sizes, mx in itertools.product(

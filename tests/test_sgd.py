@@ -87,15 +87,6 @@ def test_sgd_low_precision_smoke(dtype):
 # --- sparse gradients (nn.Embedding(sparse=True)) ------------------------------------------
 
 
-@pytest.fixture
-def one_thread():
-    """These tensors are tiny: extra threads only slow the sparse kernels down."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def embedding_problem(sparse=True):
     """An nn.Embedding(12, 3) in float64, random targets, and the generator of the batches."""
     gen = torch.Generator().manual_seed(0)
@@ -137,7 +128,6 @@ SPARSE_GRID = [
 ]
 
 
-@pytest.mark.usefixtures("one_thread")
 @pytest.mark.parametrize("kwargs", SPARSE_GRID, ids=str)
 def test_sgd_sparse_embedding_matches_torch(kwargs):
     """nn.Embedding(sparse=True), 20 steps, 20 settings of lr (float or tensor) × momentum ×
@@ -157,7 +147,6 @@ def test_sgd_sparse_embedding_matches_torch(kwargs):
         torch.testing.assert_close(buf.to_dense(), torch_buf.to_dense(), rtol=1e-9, atol=0)
 
 
-@pytest.mark.usefixtures("one_thread")
 def test_sgd_sparse_equals_dense():
     """Every SGD operation is linear, so an Embedding with sparse=True and one with
     sparse=False end 20 steps of SGD (momentum 0.9, Nesterov) within 1e-12."""
@@ -167,7 +156,6 @@ def test_sgd_sparse_equals_dense():
     assert max_rel_error(sparse, dense) <= 1e-12
 
 
-@pytest.mark.usefixtures("one_thread")
 def test_sgd_sparse_momentum_resume_is_exact():
     """A checkpoint holding a sparse momentum buffer, after 7 of 15 steps, through torch.save
     and torch.load(weights_only=True), continues bit for bit."""
@@ -189,7 +177,6 @@ def test_sgd_sparse_momentum_resume_is_exact():
     assert torch.equal(emb.weight.detach(), straight[-1][0])
 
 
-@pytest.mark.usefixtures("one_thread")
 def test_sgd_refuses_sparse_gradients_with_weight_decay():
     """weight_decay = 0.01 with a sparse gradient raises RuntimeError, as in torch.optim."""
     for cls in (optcore.SGD, torch.optim.SGD):

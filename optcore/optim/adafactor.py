@@ -25,12 +25,15 @@ def adafactor_update(param, grad, state, *, lr, beta2_decay, eps1, eps2, d, weig
         \hat\beta_{2,t} &= 1 - t^{\tau},\qquad
         \rho_t = \min(\eta, 1/\sqrt{t}),\qquad
         \alpha_t = \max(\epsilon_2, \mathrm{RMS}(\theta_{t-1}))\,\rho_t\\
-        \theta &\leftarrow \theta_{t-1}(1 - \eta\lambda)                     && \text{(decoupled decay)}\\
-        R_t &= \hat\beta_{2,t} R_{t-1} + (1-\hat\beta_{2,t})\,\mathrm{mean}_{\text{cols}}(G_t^2)\\
-        C_t &= \hat\beta_{2,t} C_{t-1} + (1-\hat\beta_{2,t})\,\mathrm{mean}_{\text{rows}}(G_t^2)\\
-        \hat V_t &= R_t C_t^\top / \max(\mathrm{mean}(R_t), \epsilon_1)     && \text{(rank-one estimate)}\\
+        \theta &\leftarrow \theta_{t-1}(1 - \eta\lambda)           && \text{(decoupled decay)}\\
+        R_t &= \hat\beta_{2,t} R_{t-1}
+            + (1-\hat\beta_{2,t})\,\mathrm{mean}_{\text{cols}}(G_t^2)\\
+        C_t &= \hat\beta_{2,t} C_{t-1}
+            + (1-\hat\beta_{2,t})\,\mathrm{mean}_{\text{rows}}(G_t^2)\\
+        \hat V_t &= R_t C_t^\top / \max(\mathrm{mean}(R_t), \epsilon_1)
+            && \text{(rank-one estimate)}\\
         U_t &= G_t / \max(\sqrt{\hat V_t}, \epsilon_1),\qquad
-        \hat U_t = U_t / \max(1, \mathrm{RMS}(U_t)/d)                       && \text{(update clipping)}\\
+        \hat U_t = U_t / \max(1, \mathrm{RMS}(U_t)/d)      && \text{(update clipping)}\\
         \theta_t &= \theta - \alpha_t \hat U_t
 
     Vectors and scalars keep the full :math:`\hat V_t = \hat\beta_{2,t}\hat V_{t-1} +

@@ -111,11 +111,11 @@ def strong_wolfe(obj_func, x, t, d, f, g, gtd, c1=1e-4, c2=0.9, tolerance_change
 
 
 def wolfe_bracket(obj_func, x, d, start, trial, c1, c2, max_ls):
-    """Phase 1: extrapolate (by cubic interpolation in [1.01 t, 10 t]) until the trial point
-    either satisfies the strong Wolfe conditions (``done``) or, with the previous trial,
-    brackets one: the loss rose above the sufficient-decrease line, stopped falling, or the
-    slope turned non-negative. Returns the bracket (one or two points), ``done`` and the
-    number of evaluations so far."""
+    """Phase 1: extrapolate (by cubic interpolation in [t + 0.01 (t − t_prev), 10 t]) until
+    the trial point either satisfies the strong Wolfe conditions (``done``) or, with the
+    previous trial, brackets one: the loss rose above the sufficient-decrease line, stopped
+    falling (checked from the third trial on, as in torch), or the slope turned non-negative.
+    Returns the bracket (one or two points), ``done`` and the number of evaluations so far."""
     f, gtd = start.f, start.gtd
     prev, evals, ls_iter = start, 1, 0
     while ls_iter < max_ls:
@@ -176,7 +176,7 @@ def wolfe_zoom(obj_func, x, d, start, bracket, done, evals, c1, c2, tolerance_ch
             if abs(trial.gtd) <= -c2 * gtd:
                 done = True
             elif trial.gtd * (bracket[hi].t - bracket[lo].t) >= 0:
-                # the slope at the trial points towards lo: keep [trial, lo]
+                # the slope at the trial points back to lo: the minimum lies between them
                 bracket[hi] = bracket[lo]
             bracket[lo] = trial
     return bracket[lo], evals
@@ -196,7 +196,8 @@ class LBFGS(torch.optim.Optimizer):
     def __init__(self, params, lr=1, max_iter=20, max_eval=None, tolerance_grad=1e-7,
                  tolerance_change=1e-9, history_size=100, line_search_fn=None):
         check_lr(lr)
-        # torch.optim refuses these two only inside step(); refusing them here fails earlier.
+        # torch.optim fails on these two only inside step() (a RuntimeError, and an
+        # IndexError from popping an empty history); refusing them here fails earlier.
         check(line_search_fn in (None, "strong_wolfe"), "line_search_fn", line_search_fn,
               'None or "strong_wolfe"')
         check(history_size >= 1, "history_size", history_size, "history_size >= 1")

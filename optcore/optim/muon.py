@@ -79,7 +79,7 @@ def muon_update(param, grad, state, *, lr, weight_decay, momentum, nesterov, ns_
     .. math::
         M_t &= \mu M_{t-1} + (1-\mu)\, g_t,\quad M_0 = 0      && \text{(an EMA, chapter 04)}\\
         D_t &= (1-\mu)\, g_t + \mu M_t \text{ if nesterov else } M_t\\
-        O_t &= \mathrm{NS}_{k}^{(a,b,c)}(D_t;\ \varepsilon)        && \text{(≈ orthogonal factor)}\\
+        O_t &= \mathrm{NS}_{k}^{(a,b,c)}(D_t;\ \varepsilon)   && \text{(≈ orthogonal factor)}\\
         \theta_t &= \theta_{t-1}(1 - \eta\lambda) - \eta'\, O_t
 
     with :math:`\eta'` from :func:`adjusted_lr`. The decay uses the unadjusted :math:`\eta`.
@@ -100,7 +100,13 @@ def muon_update(param, grad, state, *, lr, weight_decay, momentum, nesterov, ns_
 
 class Muon(Optimizer):
     """Drop-in replacement for ``torch.optim.Muon`` (same arguments, defaults and state:
-    ``momentum_buffer``). Every parameter must be a 2-D matrix."""
+    ``momentum_buffer``). Every parameter must be a 2-D matrix.
+
+    One deliberate difference: for bfloat16 weights with ``nesterov=False``, torch 2.13
+    normalizes the momentum buffer in place on every step (``buf.bfloat16()`` is ``buf``
+    itself and Newton–Schulz divides it by its norm with ``div_``); here the buffer stays
+    the EMA of the gradients that the algorithm describes.
+    """
 
     def __init__(self, params, lr=1e-3, weight_decay=0.1, momentum=0.95, nesterov=True,
                  ns_coefficients=NS_COEFFICIENTS, eps=EPS, ns_steps=NS_STEPS,

@@ -1,4 +1,4 @@
-"""Shampoo: one preconditioner per tensor dimension, combined as a Kronecker product (chapter 12)."""
+"""Shampoo: one preconditioner per dimension of a tensor, a Kronecker product (chapter 12)."""
 
 from __future__ import annotations
 
@@ -45,13 +45,14 @@ def shampoo_update(param, grad, state, *, lr, momentum, weight_decay, epsilon, b
     r"""One Shampoo step on one tensor of order k, in place (chapter 12).
 
     .. math::
-        G_t &= g_t + \lambda\,\theta_{t-1}                                     && \text{(L2 penalty)}\\
-        H^i_t &= \beta\, H^i_{t-1} + G_{t(i)} G_{t(i)}^\top,\quad H^i_0 = \varepsilon I
-                                                                   && i = 1, \dots, k \\
-        P^i &= (H^i_t)^{-1/2k}    && \text{on steps } t = 1,\ 1 + f,\ 1 + 2f, \dots\\
-        \hat G_t &= G_t \times_1 P^1 \times_2 P^2 \cdots \times_k P^k                         \\
-        b_t &= \mu\, b_{t-1} + \hat G_t,\quad b_0 = 0                          && \text{(if } \mu > 0)\\
-        \theta_t &\leftarrow \theta_{t-1} - \eta\, b_t \ (\text{or } \eta\,\hat G_t)
+        G_t &= g_t + \lambda\,\theta_{t-1}                            && \text{(L2 penalty)}\\
+        H^i_t &= \beta H^i_{t-1} + G_{t(i)} G_{t(i)}^\top,\ H^i_0 = \varepsilon I
+                                                                      && i = 1, \dots, k\\
+        P^i &= (H^i_t)^{-1/(2k)}                          && t = 1,\ 1 + f,\ 1 + 2f, \dots\\
+        \hat G_t &= G_t \times_1 P^1 \times_2 P^2 \cdots \times_k P^k\\
+        b_t &= \mu\, b_{t-1} + \hat G_t,\ b_0 = 0;\quad \hat G_t \leftarrow b_t
+                                                                      && \text{(if } \mu > 0)\\
+        \theta_t &\leftarrow \theta_{t-1} - \eta\, \hat G_t
 
     :math:`G_{(i)}` is the mode-i unfolding (dimension i first, the rest flattened) and
     f = ``update_freq``. Gupta, Koren & Singer (2018), "Shampoo: Preconditioned Stochastic
