@@ -35,3 +35,16 @@ def shape(cls):
 def test_optimizers_torch_lacks_are_exported(name):
     assert issubclass(getattr(optcore, name), torch.optim.Optimizer)
     assert not hasattr(torch.optim, name)
+
+
+@pytest.mark.parametrize("name", ["SGD", "Adagrad", "RMSprop", "Adadelta", "Adam", "AdamW",
+                                  "Adamax", "NAdam", "RAdam", "ASGD", "Adafactor", "Lion",
+                                  "SignSGD", "Shampoo"])
+def test_one_element_tensor_lr_keeps_a_scalar_parameter_scalar(name):
+    w = torch.tensor(1.0, dtype=torch.float64, requires_grad=True)
+    opt = getattr(optcore, name)([w], lr=torch.tensor([0.1], dtype=torch.float64))
+    for _ in range(3):
+        opt.zero_grad()
+        (w**2).backward()
+        opt.step()
+    assert w.shape == () and w.item() < 1.0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import Optimizer, check, check_lr, scalar_step_tensor
+from .base import Optimizer, as_scalar, check, check_lr, scalar_step_tensor
 from .pieces import ema_sq_, l2_penalty
 
 
@@ -52,5 +52,5 @@ class Adadelta(Optimizer):
         super().__init__(params, defaults)
 
     def update(self, param, grad, state, group):
-        adadelta_update(param, grad, state, lr=group["lr"], rho=group["rho"], eps=group["eps"],
+        adadelta_update(param, grad, state, lr=as_scalar(group["lr"]), rho=group["rho"], eps=group["eps"],
                         weight_decay=group["weight_decay"])

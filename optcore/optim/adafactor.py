@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import Optimizer, check, check_lr, scalar_step_tensor
+from .base import Optimizer, as_scalar, check, check_lr, scalar_step_tensor
 from .pieces import decoupled_decay_
 
 
@@ -98,7 +98,7 @@ class Adafactor(Optimizer):
         lr = group["lr"]
         adafactor_update(
             param, grad, state,
-            lr=lr.squeeze() if isinstance(lr, torch.Tensor) else lr,
+            lr=as_scalar(lr),
             beta2_decay=group["beta2_decay"],
             eps1=torch.finfo(param.dtype).eps if eps1 is None else eps1,
             eps2=eps2, d=group["d"], weight_decay=group["weight_decay"],

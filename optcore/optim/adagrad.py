@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import Optimizer, check, check_lr, scalar_step_tensor
+from .base import Optimizer, as_scalar, check, check_lr, scalar_step_tensor
 from .pieces import l2_penalty
 
 
@@ -88,7 +88,7 @@ class Adagrad(Optimizer):
     def update(self, param, grad, state, group):
         if not state:  # a parameter added later with add_param_group
             self._init_state(param, state)
-        adagrad_update(param, grad, state, lr=group["lr"], lr_decay=group["lr_decay"],
+        adagrad_update(param, grad, state, lr=as_scalar(group["lr"]), lr_decay=group["lr_decay"],
                        weight_decay=group["weight_decay"], eps=group["eps"])
 
     def share_memory(self) -> None:

@@ -10,14 +10,8 @@ from __future__ import annotations
 
 import torch
 
-from .base import Optimizer, check, check_betas, check_lr, scalar_step_tensor
+from .base import Optimizer, as_scalar, check, check_betas, check_lr, scalar_step_tensor
 from .pieces import bias_correction, decoupled_decay_, ema_, ema_sq_, l2_penalty
-
-
-def as_scalar(x):
-    """A one-element tensor hyperparameter as a 0-d tensor (so that it broadcasts like a
-    number, even against a 0-d parameter); anything else unchanged, as torch.optim does."""
-    return x.squeeze() if isinstance(x, torch.Tensor) and x.dim() != 0 else x
 
 
 def adam_update(param, grad, state, *, lr, beta1, beta2, eps, weight_decay, amsgrad=False,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import Optimizer, check, check_lr, scalar_step_tensor
+from .base import Optimizer, as_scalar, check, check_lr, scalar_step_tensor
 from .pieces import l2_penalty
 
 
@@ -63,5 +63,5 @@ class ASGD(Optimizer):
         super().__init__(params, defaults)
 
     def update(self, param, grad, state, group):
-        asgd_update(param, grad, state, lr=group["lr"], lambd=group["lambd"],
+        asgd_update(param, grad, state, lr=as_scalar(group["lr"]), lambd=group["lambd"],
                     alpha=group["alpha"], t0=group["t0"], weight_decay=group["weight_decay"])

@@ -33,6 +33,12 @@ def check_betas(betas, names=("betas[0]", "betas[1]")) -> None:
         check(0.0 <= beta < 1.0, name, beta, f"0 <= {name} < 1")
 
 
+def as_scalar(x):
+    """A one-element tensor hyperparameter as a 0-d tensor (so that it broadcasts like a
+    number, even against a 0-d parameter); anything else unchanged, as torch.optim does."""
+    return x.squeeze() if isinstance(x, torch.Tensor) and x.dim() != 0 else x
+
+
 def scalar_step_tensor() -> torch.Tensor:
     """The step counter as torch.optim stores it: a 0-d float tensor (float64 under a float64
     default dtype), so that optcore and torch.optim checkpoints have the same layout."""
@@ -104,4 +110,4 @@ def _as_real(value):
     return value
 
 
-__all__ = ["Optimizer", "check", "check_lr", "check_betas", "scalar_step_tensor"]
+__all__ = ["Optimizer", "as_scalar", "check", "check_lr", "check_betas", "scalar_step_tensor"]

@@ -7,7 +7,7 @@ from typing import NamedTuple
 
 import torch
 
-from .base import check, check_lr
+from .base import as_scalar, check, check_lr
 
 CLOSURE_HELP = """\
 L-BFGS evaluates the loss several times per step (its inner iterations and line search), so \
@@ -267,7 +267,7 @@ class LBFGS(torch.optim.Optimizer):
         closure = torch.enable_grad()(closure)
 
         group = self.param_groups[0]
-        lr = group["lr"].squeeze() if isinstance(group["lr"], torch.Tensor) else group["lr"]
+        lr = as_scalar(group["lr"])
         max_iter, max_eval = group["max_iter"], group["max_eval"]
         tolerance_grad, tolerance_change = group["tolerance_grad"], group["tolerance_change"]
         history_size = group["history_size"]

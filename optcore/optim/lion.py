@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import Optimizer, check, check_betas, check_lr
+from .base import Optimizer, as_scalar, check, check_betas, check_lr
 from .pieces import decoupled_decay_, ema_
 
 
@@ -45,5 +45,5 @@ class Lion(Optimizer):
         super().__init__(params, defaults)
 
     def update(self, param, grad, state, group):
-        lion_update(param, grad, state, lr=group["lr"], betas=group["betas"],
+        lion_update(param, grad, state, lr=as_scalar(group["lr"]), betas=group["betas"],
                     weight_decay=group["weight_decay"])

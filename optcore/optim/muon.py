@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from .base import Optimizer, check, check_lr
+from .base import Optimizer, as_scalar, check, check_lr
 from .pieces import decoupled_decay_, ema_
 
 #: Keller Jordan's quintic coefficients (a, b, c), tuned for the largest slope at zero.
@@ -141,7 +141,7 @@ class Muon(Optimizer):
         if "momentum_buffer" not in state:
             state["momentum_buffer"] = torch.zeros_like(grad)
         lr = group["lr"]
-        muon_update(param, grad, state, lr=lr.squeeze() if isinstance(lr, torch.Tensor) else lr,
+        muon_update(param, grad, state, lr=as_scalar(lr),
                     weight_decay=group["weight_decay"], momentum=group["momentum"],
                     nesterov=group["nesterov"], ns_coefficients=group["ns_coefficients"],
                     eps=group["eps"], ns_steps=group["ns_steps"],

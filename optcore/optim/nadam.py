@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .adam import as_scalar
-from .base import Optimizer, check, check_betas, check_lr, scalar_step_tensor
+from .base import Optimizer, as_scalar, check, check_betas, check_lr, scalar_step_tensor
 from .pieces import bias_correction, decoupled_decay_, ema_, ema_sq_, l2_penalty
 
 

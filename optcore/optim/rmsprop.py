@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import Optimizer, check, check_lr, scalar_step_tensor
+from .base import Optimizer, as_scalar, check, check_lr, scalar_step_tensor
 from .pieces import ema_, ema_sq_, l2_penalty
 
 
@@ -67,6 +67,6 @@ class RMSprop(Optimizer):
         super().__init__(params, defaults)
 
     def update(self, param, grad, state, group):
-        rmsprop_update(param, grad, state, lr=group["lr"], alpha=group["alpha"],
+        rmsprop_update(param, grad, state, lr=as_scalar(group["lr"]), alpha=group["alpha"],
                        eps=group["eps"], weight_decay=group["weight_decay"],
                        momentum=group["momentum"], centered=group["centered"])

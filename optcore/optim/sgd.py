@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import Optimizer, check, check_lr
+from .base import Optimizer, as_scalar, check, check_lr
 from .pieces import l2_penalty
 
 
@@ -59,6 +59,6 @@ class SGD(Optimizer):
         super().__init__(params, defaults)
 
     def update(self, param, grad, state, group):
-        sgd_update(param, grad, state, lr=group["lr"], momentum=group["momentum"],
+        sgd_update(param, grad, state, lr=as_scalar(group["lr"]), momentum=group["momentum"],
                    dampening=group["dampening"], weight_decay=group["weight_decay"],
                    nesterov=group["nesterov"])

@@ -7,7 +7,7 @@ from itertools import chain
 
 import torch
 
-from .base import Optimizer, check, check_lr, scalar_step_tensor
+from .base import Optimizer, as_scalar, check, check_lr, scalar_step_tensor
 from .pieces import l2_penalty
 
 
@@ -140,6 +140,6 @@ class Shampoo(Optimizer):
                     ]
 
     def update(self, param, grad, state, group):
-        shampoo_update(param, grad, state, lr=group["lr"], momentum=group["momentum"],
+        shampoo_update(param, grad, state, lr=as_scalar(group["lr"]), momentum=group["momentum"],
                        weight_decay=group["weight_decay"], epsilon=group["epsilon"],
                        beta=group["beta"], update_freq=group["update_freq"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import Optimizer, check, check_lr
+from .base import Optimizer, as_scalar, check, check_lr
 from .pieces import decoupled_decay_, ema_
 
 
@@ -42,5 +42,5 @@ class SignSGD(Optimizer):
         super().__init__(params, defaults)
 
     def update(self, param, grad, state, group):
-        signsgd_update(param, grad, state, lr=group["lr"], momentum=group["momentum"],
+        signsgd_update(param, grad, state, lr=as_scalar(group["lr"]), momentum=group["momentum"],
                        weight_decay=group["weight_decay"])
