@@ -122,12 +122,13 @@ def animate(problem: Problem, traces: list[Trace], frames: int = 30, interval: i
     return HTML(_self_contained(html))
 
 
-# matplotlib's player draws its buttons with Font Awesome 4 icons fetched from a CDN; plain
-# Unicode symbols need no network and look the same on the website, in Jupyter and in Colab.
+# matplotlib's player draws its buttons with Font Awesome 4 icons fetched from a CDN. Plain
+# symbols that every text font has need no network and look the same on the website, in
+# Jupyter and in Colab (media-control code points such as ⏸ are missing from many fonts).
 _ICONS = {
-    "fa fa-fast-backward": "⏮", "fa fa-step-backward": "⏴❘", "fa fa-play fa-flip-horizontal": "◀",
-    "fa fa-pause": "⏸", "fa fa-play": "▶", "fa fa-step-forward": "❘⏵",
-    "fa fa-fast-forward": "⏭", "fa fa-minus": "−", "fa fa-plus": "+",
+    "fa fa-fast-backward": "«", "fa fa-step-backward": "‹", "fa fa-play fa-flip-horizontal": "◀",
+    "fa fa-pause": "||", "fa fa-play": "▶", "fa fa-step-forward": "›",
+    "fa fa-fast-forward": "»", "fa fa-minus": "−", "fa fa-plus": "+",
 }
 
 
