@@ -54,14 +54,9 @@ def objective(net, x, y, kwargs):
     return -loss if kwargs.get("maximize", False) else loss
 
 
-def train(make_opt, kwargs, steps=25, *, groups=False, use_closure=False, seed=0,
-          dtype=torch.float64, device="cpu", trajectory=True):
-    """Run ``make_opt(params, **kwargs)`` for ``steps`` steps; return the list of parameter
-    snapshots after each step (or only the last when ``trajectory`` is False), the model and
-    the optimizer."""
-    net = tiny_net(seed, dtype, device)
-    opt = make_opt(param_groups(net, kwargs, groups), **kwargs)
-    data = batches(steps, dtype=dtype, device=device)
+def fit(net, opt, data, kwargs, use_closure=False):
+    """Step ``opt`` once per (x, y) batch of ``data``; return the parameters after each step.
+    With ``use_closure`` the loss is evaluated inside ``opt.step(closure)``."""
     snapshots = []
     for x, y in data:
         def closure(x=x, y=y):
@@ -75,11 +70,19 @@ def train(make_opt, kwargs, steps=25, *, groups=False, use_closure=False, seed=0
         else:
             closure()
             opt.step()
-        if trajectory:
-            snapshots.append([p.detach().clone() for p in net.parameters()])
-    if not trajectory:
         snapshots.append([p.detach().clone() for p in net.parameters()])
-    return snapshots, net, opt
+    return snapshots
+
+
+def train(make_opt, kwargs, steps=25, *, groups=False, use_closure=False, seed=0,
+          dtype=torch.float64, device="cpu", trajectory=True):
+    """Run ``make_opt(params, **kwargs)`` for ``steps`` steps; return the list of parameter
+    snapshots after each step (or only the last when ``trajectory`` is False), the model and
+    the optimizer."""
+    net = tiny_net(seed, dtype, device)
+    opt = make_opt(param_groups(net, kwargs, groups), **kwargs)
+    snapshots = fit(net, opt, batches(steps, dtype=dtype, device=device), kwargs, use_closure)
+    return (snapshots if trajectory else snapshots[-1:]), net, opt
 
 
 def max_rel_error(a_snapshots, b_snapshots) -> float:
@@ -122,18 +125,100 @@ def assert_resume_is_exact(make_opt, kwargs, steps=20, split=9, **train_kwargs):
     net2.load_state_dict(checkpoint["model"])
     opt2 = make_opt(param_groups(net2, kwargs, groups), **kwargs)
     opt2.load_state_dict(copy.deepcopy(checkpoint["opt"]))
-    for x, y in batches(steps)[split:]:
-        def closure(x=x, y=y):
-            opt2.zero_grad()
-            loss = objective(net2, x, y, kwargs)
-            loss.backward()
-            return loss
-
-        if train_kwargs.get("use_closure", False):
-            opt2.step(closure)
-        else:
-            closure()
-            opt2.step()
+    fit(net2, opt2, batches(steps)[split:], kwargs, train_kwargs.get("use_closure", False))
     resumed = [p.detach() for p in net2.parameters()]
     for a, b in zip(resumed, straight[-1], strict=True):
         assert torch.equal(a, b), f"{make_opt.__name__}{kwargs}: resumed run differs"
+
+
+# --- complex parameters -----------------------------------------------------------------------
+
+
+def complex_target():
+    """Five fixed complex128 numbers to fit."""
+    return torch.randn(5, dtype=torch.complex128, generator=torch.Generator().manual_seed(0))
+
+
+def fit_complex(make_opt, kwargs, steps=20):
+    """Fit a complex128 vector z, started at 0, to ``complex_target()`` by ‖z − target‖²;
+    return z and the optimizer."""
+    target = complex_target()
+    z = torch.zeros(5, dtype=torch.complex128, requires_grad=True)
+    opt = make_opt([z], **kwargs)
+    for _ in range(steps):
+        opt.zero_grad()
+        (z - target).abs().pow(2).sum().backward()
+        opt.step()
+    return z.detach(), opt
+
+
+# --- sparse gradients: an embedding ----------------------------------------------------------
+
+
+def embedding_problem(sparse=True):
+    """An nn.Embedding(12, 3) in float64, random targets, and the generator of the batches."""
+    gen = torch.Generator().manual_seed(0)
+    emb = torch.nn.Embedding(12, 3, sparse=sparse, dtype=torch.float64)
+    with torch.no_grad():
+        emb.weight.copy_(torch.randn(12, 3, generator=gen, dtype=torch.float64))
+    target = torch.randn(12, 3, generator=gen, dtype=torch.float64)
+    return emb, target, gen
+
+
+def embedding_step(opt, emb, target, gen, maximize=False):
+    """One step on a batch of 6 random rows out of the first 8 (repeats likely; rows 8–11
+    never appear)."""
+    idx = torch.randint(0, 8, (6,), generator=gen)
+    opt.zero_grad()
+    loss = torch.tanh(emb(idx) - target[idx]).pow(2).sum()
+    (-loss if maximize else loss).backward()
+    opt.step()
+
+
+def train_embedding(make_opt, kwargs, steps=20, sparse=True):
+    """Fit the embedding for ``steps`` steps; return the weight after each step, the start
+    and the optimizer."""
+    emb, target, gen = embedding_problem(sparse)
+    start = emb.weight.detach().clone()
+    opt = make_opt(emb.parameters(), **kwargs)
+    snapshots = []
+    for _ in range(steps):
+        embedding_step(opt, emb, target, gen, kwargs.get("maximize", False))
+        snapshots.append([emb.weight.detach().clone()])
+    return snapshots, start, opt
+
+
+def assert_embedding_resume_is_exact(make_opt, kwargs, steps=15, split=7):
+    """Checkpoint embedding and optimizer after ``split`` of ``steps`` steps, through
+    torch.save and torch.load(weights_only=True), rebuild both and continue: the weights must
+    equal the uninterrupted run's bit for bit (sparse state included)."""
+    straight, _, _ = train_embedding(make_opt, kwargs, steps=steps)
+    emb, target, gen = embedding_problem()
+    opt = make_opt(emb.parameters(), **kwargs)
+    for step in range(steps):
+        if step == split:
+            buffer = io.BytesIO()
+            torch.save({"model": emb.state_dict(), "opt": opt.state_dict()}, buffer)
+            buffer.seek(0)
+            checkpoint = torch.load(buffer, weights_only=True)
+            emb = torch.nn.Embedding(12, 3, sparse=True, dtype=torch.float64)
+            emb.load_state_dict(checkpoint["model"])
+            opt = make_opt(emb.parameters(), **kwargs)
+            opt.load_state_dict(copy.deepcopy(checkpoint["opt"]))
+        embedding_step(opt, emb, target, gen, kwargs.get("maximize", False))
+    assert torch.equal(emb.weight.detach(), straight[-1][0])
+
+
+# --- low precision ---------------------------------------------------------------------------
+
+
+def minimize_squared_norm(make_opt, kwargs, dtype, steps=40):
+    """Minimize ‖w‖² from w = 3 (8 coordinates) in ``dtype``, the loss computed in float32;
+    return w and the optimizer for the caller's assertions."""
+    w = torch.full((8,), 3.0, dtype=dtype, requires_grad=True)
+    opt = make_opt([w], **kwargs)
+    for _ in range(steps):
+        opt.zero_grad()
+        (w.float() ** 2).sum().backward()
+        opt.step()
+    return w, opt

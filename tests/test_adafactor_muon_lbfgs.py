@@ -10,7 +10,7 @@ import torch
 from optcore.optim.adafactor import Adafactor
 from optcore.optim.lbfgs import LBFGS, cubic_interpolate, strong_wolfe
 from optcore.optim.muon import Muon, newton_schulz
-from parity import (RTOL, assert_matches_torch, assert_resume_is_exact, batches,
+from parity import (RTOL, assert_matches_torch, assert_resume_is_exact, batches, fit,
                     max_rel_error, train)
 
 
@@ -161,20 +161,7 @@ def train_muon(make_opt, kwargs, steps=25, *, groups=False, use_closure=False, s
     ``net``/``opt``/``start`` continue an interrupted run from batch ``start``."""
     net = net or matrix_net()
     opt = opt or make_opt(muon_groups(net, kwargs, groups), **kwargs)
-    snapshots = []
-    for x, y in batches(steps)[start:]:
-        def closure(x=x, y=y):
-            opt.zero_grad()
-            loss = torch.nn.functional.mse_loss(net(x), y)
-            loss.backward()
-            return loss
-
-        if use_closure:
-            opt.step(closure)
-        else:
-            closure()
-            opt.step()
-        snapshots.append([p.detach().clone() for p in net.parameters()])
+    snapshots = fit(net, opt, batches(steps)[start:], kwargs, use_closure)
     return snapshots, net, opt
 
 

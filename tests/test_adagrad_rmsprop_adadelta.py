@@ -1,9 +1,7 @@
 """optcore's Adagrad, RMSprop and Adadelta against torch.optim over every argument that
 changes their math, plus Adagrad's sparse gradients (nn.Embedding(sparse=True))."""
 
-import copy
 import inspect
-import io
 import itertools
 
 import pytest
@@ -12,7 +10,9 @@ import torch
 from optcore.optim.adadelta import Adadelta
 from optcore.optim.adagrad import Adagrad
 from optcore.optim.rmsprop import RMSprop
-from parity import RTOL, assert_matches_torch, assert_resume_is_exact, max_rel_error, train
+from parity import (RTOL, assert_embedding_resume_is_exact, assert_matches_torch,
+                    assert_resume_is_exact, fit_complex, max_rel_error, minimize_squared_norm,
+                    train, train_embedding)
 
 # torch.optim.Adagrad's own sparse path builds tensors without saying whether to check them.
 pytestmark = pytest.mark.filterwarnings("ignore:Sparse invariant checks are implicitly disabled")
@@ -193,38 +193,6 @@ def test_adagrad_lr_decay_shrinks_the_step_as_eta_over_1_plus_t_minus_1_delta():
 # --- Adagrad with sparse gradients ---------------------------------------------------------
 
 
-def embedding_problem(sparse=True):
-    """An nn.Embedding(12, 3) in float64, random targets, and the generator of the batches."""
-    gen = torch.Generator().manual_seed(0)
-    emb = torch.nn.Embedding(12, 3, sparse=sparse, dtype=torch.float64)
-    with torch.no_grad():
-        emb.weight.copy_(torch.randn(12, 3, generator=gen, dtype=torch.float64))
-    target = torch.randn(12, 3, generator=gen, dtype=torch.float64)
-    return emb, target, gen
-
-
-def embedding_step(opt, emb, target, gen, maximize=False):
-    """One step on a batch of 6 random rows out of the first 8 (repeats likely; rows 8–11
-    never appear)."""
-    idx = torch.randint(0, 8, (6,), generator=gen)
-    opt.zero_grad()
-    loss = torch.tanh(emb(idx) - target[idx]).pow(2).sum()
-    (-loss if maximize else loss).backward()
-    opt.step()
-
-
-def train_embedding(make_opt, kwargs, steps=20, sparse=True):
-    """Fit the embedding for ``steps`` steps; return the weight after each step, the start."""
-    emb, target, gen = embedding_problem(sparse)
-    start = emb.weight.detach().clone()
-    opt = make_opt(emb.parameters(), **kwargs)
-    snapshots = []
-    for _ in range(steps):
-        embedding_step(opt, emb, target, gen, kwargs.get("maximize", False))
-        snapshots.append([emb.weight.detach().clone()])
-    return snapshots, start
-
-
 SPARSE_GRID = [
     dict(lr=lr, lr_decay=d, initial_accumulator_value=g0, eps=eps, maximize=mx)
     for lr, d, g0, eps, mx in itertools.product(
@@ -237,8 +205,8 @@ def test_adagrad_sparse_embedding_matches_torch(kwargs):
     """nn.Embedding(sparse=True), 20 steps, 32 settings of lr (float or tensor) × lr_decay ×
     initial_accumulator_value × eps × maximize: the weights agree with torch.optim.Adagrad
     to 1e-9, and the 4 rows that never appear in a batch do not move."""
-    ours, start = train_embedding(Adagrad, kwargs)
-    theirs, _ = train_embedding(torch.optim.Adagrad, kwargs)
+    ours, start, _ = train_embedding(Adagrad, kwargs)
+    theirs, _, _ = train_embedding(torch.optim.Adagrad, kwargs)
     assert max_rel_error(ours, theirs) <= RTOL
     assert torch.equal(ours[-1][0][8:], start[8:])
     assert (ours[-1][0][:8] - start[:8]).abs().min() > 1e-3
@@ -248,8 +216,8 @@ def test_adagrad_sparse_equals_dense():
     """The sparse path is the same math as the dense one: an Embedding with sparse=True and
     one with sparse=False end 20 steps of Adagrad (lr_decay 0.1, G_0 = 0.5) within 1e-12."""
     kwargs = dict(lr=0.1, lr_decay=0.1, initial_accumulator_value=0.5)
-    sparse, _ = train_embedding(Adagrad, kwargs, sparse=True)
-    dense, _ = train_embedding(Adagrad, kwargs, sparse=False)
+    sparse, _, _ = train_embedding(Adagrad, kwargs, sparse=True)
+    dense, _, _ = train_embedding(Adagrad, kwargs, sparse=False)
     assert max_rel_error(sparse, dense) <= 1e-12
 
 
@@ -257,21 +225,7 @@ def test_adagrad_sparse_resume_is_exact():
     """A checkpoint of a sparse-gradient Adagrad after 7 of 15 steps, through torch.save and
     torch.load(weights_only=True), continues bit for bit."""
     kwargs = dict(lr=0.1, lr_decay=0.05)
-    straight, _ = train_embedding(Adagrad, kwargs, steps=15)
-    emb, target, gen = embedding_problem()
-    opt = Adagrad(emb.parameters(), **kwargs)
-    for step in range(15):
-        if step == 7:
-            buffer = io.BytesIO()
-            torch.save({"model": emb.state_dict(), "opt": opt.state_dict()}, buffer)
-            buffer.seek(0)
-            checkpoint = torch.load(buffer, weights_only=True)
-            emb = torch.nn.Embedding(12, 3, sparse=True, dtype=torch.float64)
-            emb.load_state_dict(checkpoint["model"])
-            opt = Adagrad(emb.parameters(), **kwargs)
-            opt.load_state_dict(copy.deepcopy(checkpoint["opt"]))
-        embedding_step(opt, emb, target, gen)
-    assert torch.equal(emb.weight.detach(), straight[-1][0])
+    assert_embedding_resume_is_exact(Adagrad, kwargs)
 
 
 def test_adagrad_refuses_sparse_gradients_with_weight_decay():
@@ -301,17 +255,10 @@ def test_refuses_sparse_gradients(cls):
 def test_complex_matches_torch(ours, theirs, kwargs):
     """A complex128 parameter fitted to a complex target: 20 steps agree with torch.optim
     to 1e-12 (real and imaginary parts get separate statistics, as torch's view_as_real)."""
-    torch.manual_seed(0)
-    target = torch.randn(5, dtype=torch.complex128)
     runs = []
     for cls in (ours, theirs):
-        z = torch.zeros(5, dtype=torch.complex128, requires_grad=True)
-        opt = cls([z], **kwargs)
-        for _ in range(20):
-            opt.zero_grad()
-            (z - target).abs().pow(2).sum().backward()
-            opt.step()
-        runs.append((z.detach(), opt))
+        z, opt = fit_complex(cls, kwargs)
+        runs.append((z, opt))
     (a, opt_a), (b, opt_b) = runs
     assert not torch.equal(a, torch.zeros_like(a))
     torch.testing.assert_close(a, b, rtol=1e-12, atol=0)
@@ -359,11 +306,6 @@ def test_rejects_invalid_hyperparameters(cls, kwargs, name):
 def test_low_precision_smoke(cls, kwargs, dtype):
     """On ‖w‖² from w = 3 (8 coordinates), 40 steps in float32 or bfloat16 keep the dtype,
     stay finite, and bring every |w| below 0.5."""
-    w = torch.full((8,), 3.0, dtype=dtype, requires_grad=True)
-    opt = cls([w], **kwargs)
-    for _ in range(40):
-        opt.zero_grad()
-        (w.float() ** 2).sum().backward()
-        opt.step()
+    w, opt = minimize_squared_norm(cls, kwargs, dtype, steps=40)
     assert w.dtype == dtype and torch.isfinite(w).all()
     assert w.abs().max().item() < 0.5

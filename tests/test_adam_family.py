@@ -19,8 +19,8 @@ from optcore.optim.adamax import Adamax
 from optcore.optim.nadam import NAdam, nadam_mu
 from optcore.optim.radam import RAdam
 from optcore.optim.sparse_adam import SparseAdam
-from parity import (RTOL, assert_matches_torch, assert_resume_is_exact, batches, max_rel_error,
-                    objective, tiny_net, train)
+from parity import (RTOL, assert_matches_torch, assert_resume_is_exact, batches, complex_target,
+                    fit_complex, max_rel_error, minimize_squared_norm, objective, tiny_net, train)
 
 TORCH = {Adam: torch.optim.Adam, AdamW: torch.optim.AdamW, Adamax: torch.optim.Adamax,
          NAdam: torch.optim.NAdam, RAdam: torch.optim.RAdam,
@@ -189,20 +189,14 @@ def test_state_dict_layout_matches_torch(cls, kwargs):
 def test_complex_parameters_match_torch_over_20_steps(cls, kwargs):
     """Real and imaginary parts get their own moments (torch's view_as_real), and the state
     is stored complex, as in torch."""
-    torch.manual_seed(0)
-    target = torch.randn(5, dtype=torch.complex128)
     runs = []
     for make in (cls, TORCH[cls]):
-        z = torch.zeros(5, dtype=torch.complex128, requires_grad=True)
-        opt = make([z], **kwargs)
-        for _ in range(20):
-            opt.zero_grad()
-            (z - target).abs().pow(2).sum().backward()
-            opt.step()
-        runs.append((z.detach(), opt))
+        z, opt = fit_complex(make, kwargs)
+        runs.append((z, opt))
     (ours, opt_a), (theirs, opt_b) = runs
     assert (ours - theirs).abs().max() <= RTOL * theirs.abs().max()
-    assert (ours - target).abs().max() < (target).abs().max()  # it moved towards the target
+    target = complex_target()
+    assert (ours - target).abs().max() < target.abs().max()  # it moved towards the target
     assert_same_layout(opt_a, opt_b)
 
 
@@ -237,12 +231,7 @@ def test_refuses_what_torch_refuses_naming_the_argument(cls, kwargs, name):
 @pytest.mark.parametrize("cls", DENSE)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
 def test_low_precision_smoke_reaches_minimum_from_3_to_below_0_3(cls, dtype):
-    w = torch.full((8,), 3.0, dtype=dtype, requires_grad=True)
-    opt = cls([w], lr=0.1)
-    for _ in range(60):
-        opt.zero_grad()
-        (w.float() ** 2).sum().backward()
-        opt.step()
+    w, opt = minimize_squared_norm(cls, dict(lr=0.1), dtype, steps=60)
     assert w.dtype == dtype and all(v.dtype == dtype for v in opt.state[w].values()
                                     if isinstance(v, torch.Tensor) and v.dim() > 0)
     assert w.abs().max().item() < 0.3

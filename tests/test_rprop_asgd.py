@@ -8,7 +8,8 @@ import torch
 
 from optcore.optim.asgd import ASGD
 from optcore.optim.rprop import Rprop
-from parity import RTOL, assert_matches_torch, assert_resume_is_exact, max_rel_error, train
+from parity import (RTOL, assert_matches_torch, assert_resume_is_exact, fit_complex,
+                    max_rel_error, minimize_squared_norm, train)
 
 PAIRS = [(Rprop, torch.optim.Rprop), (ASGD, torch.optim.ASGD)]
 IDS = ["Rprop", "ASGD"]
@@ -231,17 +232,10 @@ def test_refuses_sparse_gradients(cls):
 def test_complex_matches_torch(ours, theirs, kwargs):
     """A complex128 parameter fitted to a complex target: 20 steps agree with torch.optim
     to 1e-12, and so do the complex state tensors (Rprop's step sizes start at lr + i·lr)."""
-    torch.manual_seed(0)
-    target = torch.randn(5, dtype=torch.complex128)
     runs = []
     for cls in (ours, theirs):
-        z = torch.zeros(5, dtype=torch.complex128, requires_grad=True)
-        opt = cls([z], **kwargs)
-        for _ in range(20):
-            opt.zero_grad()
-            (z - target).abs().pow(2).sum().backward()
-            opt.step()
-        runs.append((z.detach(), opt.state[z]))
+        z, opt = fit_complex(cls, kwargs)
+        runs.append((z, opt.state[opt.param_groups[0]['params'][0]]))
     (a, state_a), (b, state_b) = runs
     assert not torch.equal(a, torch.zeros_like(a))
     torch.testing.assert_close(a, b, rtol=1e-12, atol=0)
@@ -279,12 +273,7 @@ def test_rejects_invalid_hyperparameters(cls, kwargs, name):
 def test_low_precision_smoke(cls, kwargs, dtype):
     """On ‖w‖² from w = 3 (8 coordinates), 40 steps in float32 or bfloat16 keep the dtype,
     stay finite, and bring every |w| below 0.5."""
-    w = torch.full((8,), 3.0, dtype=dtype, requires_grad=True)
-    opt = cls([w], **kwargs)
-    for _ in range(40):
-        opt.zero_grad()
-        (w.float() ** 2).sum().backward()
-        opt.step()
+    w, opt = minimize_squared_norm(cls, kwargs, dtype, steps=40)
     assert w.dtype == dtype and torch.isfinite(w).all()
     assert w.abs().max().item() < 0.5
     if cls is ASGD:

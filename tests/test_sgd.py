@@ -1,14 +1,14 @@
 """optcore.SGD against torch.optim.SGD over every argument that changes its math."""
 
-import copy
-import io
 import itertools
 
 import pytest
 import torch
 
 import optcore
-from parity import assert_matches_torch, assert_resume_is_exact, max_rel_error
+from parity import (assert_embedding_resume_is_exact, assert_matches_torch,
+                    assert_resume_is_exact, fit_complex, max_rel_error, minimize_squared_norm,
+                    train_embedding)
 
 GRID = [
     dict(lr=lr, momentum=m, dampening=d, weight_decay=wd, nesterov=n, maximize=mx)
@@ -46,17 +46,10 @@ def test_sgd_state_dict_layout_matches_torch():
 
 
 def test_sgd_complex_matches_torch():
-    torch.manual_seed(0)
-    target = torch.randn(5, dtype=torch.complex128)
     runs = []
     for cls in (optcore.SGD, torch.optim.SGD):
-        z = torch.zeros(5, dtype=torch.complex128, requires_grad=True)
-        opt = cls([z], lr=0.1, momentum=0.9, weight_decay=0.01)
-        for _ in range(20):
-            opt.zero_grad()
-            (z - target).abs().pow(2).sum().backward()
-            opt.step()
-        runs.append(z.detach())
+        z, opt = fit_complex(cls, dict(lr=0.1, momentum=0.9, weight_decay=0.01))
+        runs.append(z)
     torch.testing.assert_close(runs[0], runs[1], rtol=1e-12, atol=0)
 
 
@@ -75,49 +68,11 @@ def test_sgd_rejects_invalid_hyperparameters(kwargs, name):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_sgd_low_precision_smoke(dtype):
-    w = torch.full((8,), 3.0, dtype=dtype, requires_grad=True)
-    opt = optcore.SGD([w], lr=0.1, momentum=0.5)
-    for _ in range(30):
-        opt.zero_grad()
-        (w.float() ** 2).sum().backward()
-        opt.step()
+    w, opt = minimize_squared_norm(optcore.SGD, dict(lr=0.1, momentum=0.5), dtype, steps=30)
     assert w.dtype == dtype and w.abs().max().item() < 0.1
 
 
 # --- sparse gradients (nn.Embedding(sparse=True)) ------------------------------------------
-
-
-def embedding_problem(sparse=True):
-    """An nn.Embedding(12, 3) in float64, random targets, and the generator of the batches."""
-    gen = torch.Generator().manual_seed(0)
-    emb = torch.nn.Embedding(12, 3, sparse=sparse, dtype=torch.float64)
-    with torch.no_grad():
-        emb.weight.copy_(torch.randn(12, 3, generator=gen, dtype=torch.float64))
-    target = torch.randn(12, 3, generator=gen, dtype=torch.float64)
-    return emb, target, gen
-
-
-def embedding_step(opt, emb, target, gen, maximize=False):
-    """One step on a batch of 6 random rows out of the first 8 (repeats likely; rows 8–11
-    never appear)."""
-    idx = torch.randint(0, 8, (6,), generator=gen)
-    opt.zero_grad()
-    loss = torch.tanh(emb(idx) - target[idx]).pow(2).sum()
-    (-loss if maximize else loss).backward()
-    opt.step()
-
-
-def train_embedding(make_opt, kwargs, steps=20, sparse=True):
-    """Fit the embedding for ``steps`` steps; return the weight after each step, the start
-    and the optimizer."""
-    emb, target, gen = embedding_problem(sparse)
-    start = emb.weight.detach().clone()
-    opt = make_opt(emb.parameters(), **kwargs)
-    snapshots = []
-    for _ in range(steps):
-        embedding_step(opt, emb, target, gen, kwargs.get("maximize", False))
-        snapshots.append([emb.weight.detach().clone()])
-    return snapshots, start, opt
 
 
 SPARSE_GRID = [
@@ -160,21 +115,7 @@ def test_sgd_sparse_momentum_resume_is_exact():
     """A checkpoint holding a sparse momentum buffer, after 7 of 15 steps, through torch.save
     and torch.load(weights_only=True), continues bit for bit."""
     kwargs = dict(lr=0.1, momentum=0.9, dampening=0.1)
-    straight, _, _ = train_embedding(optcore.SGD, kwargs, steps=15)
-    emb, target, gen = embedding_problem()
-    opt = optcore.SGD(emb.parameters(), **kwargs)
-    for step in range(15):
-        if step == 7:
-            buffer = io.BytesIO()
-            torch.save({"model": emb.state_dict(), "opt": opt.state_dict()}, buffer)
-            buffer.seek(0)
-            checkpoint = torch.load(buffer, weights_only=True)
-            emb = torch.nn.Embedding(12, 3, sparse=True, dtype=torch.float64)
-            emb.load_state_dict(checkpoint["model"])
-            opt = optcore.SGD(emb.parameters(), **kwargs)
-            opt.load_state_dict(copy.deepcopy(checkpoint["opt"]))
-        embedding_step(opt, emb, target, gen)
-    assert torch.equal(emb.weight.detach(), straight[-1][0])
+    assert_embedding_resume_is_exact(optcore.SGD, kwargs)
 
 
 def test_sgd_refuses_sparse_gradients_with_weight_decay():

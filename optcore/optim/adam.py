@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 
 from .base import Optimizer, as_scalar, check, check_betas, check_lr, scalar_step_tensor
-from .pieces import bias_correction, decoupled_decay_, ema_, ema_sq_, l2_penalty
+from .pieces import bias_correction, ema_, ema_sq_, weight_decay_
 
 
 def adam_update(param, grad, state, *, lr, beta1, beta2, eps, weight_decay, amsgrad=False,
@@ -32,10 +32,7 @@ def adam_update(param, grad, state, *, lr, beta1, beta2, eps, weight_decay, amsg
     bias-correcting it afterwards. Kingma & Ba (2015); AMSGrad: Reddi et al. (2018);
     decoupled decay: Loshchilov & Hutter (2019).
     """
-    if decoupled:
-        decoupled_decay_(param, lr, weight_decay)  # AdamW: λ never reaches m or v
-    else:
-        grad = l2_penalty(grad, param, weight_decay)  # Adam: λθ is divided by √v like g
+    grad = weight_decay_(param, grad, lr, weight_decay, decoupled)
     if not state:
         state["step"] = scalar_step_tensor()
         state["exp_avg"] = torch.zeros_like(param)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from .base import Optimizer, as_scalar, check, check_betas, check_lr, scalar_step_tensor
-from .pieces import bias_correction, decoupled_decay_, ema_, ema_sq_, l2_penalty
+from .pieces import bias_correction, ema_, ema_sq_, weight_decay_
 
 
 def nadam_mu(beta1, momentum_decay, t):
@@ -34,10 +34,7 @@ def nadam_update(param, grad, state, *, lr, beta1, beta2, eps, weight_decay, mom
     the constant :math:`\beta_1`; the schedule only enters :math:`\hat m_t`.
     Dozat (2016), "Incorporating Nesterov Momentum into Adam".
     """
-    if decoupled:
-        decoupled_decay_(param, lr, weight_decay)
-    else:
-        grad = l2_penalty(grad, param, weight_decay)
+    grad = weight_decay_(param, grad, lr, weight_decay, decoupled)
     if not state:
         state["step"] = scalar_step_tensor()
         # Π_t is a 0-d tensor like the step, as in torch: float32 unless the default dtype is

@@ -35,3 +35,13 @@ def decoupled_decay_(param, lr, weight_decay):
     if weight_decay != 0:
         param.mul_(1 - lr * weight_decay)
     return param
+
+
+def weight_decay_(param, grad, lr, weight_decay, decoupled):
+    """The two meanings of ``weight_decay`` in the Adam family (chapter 08): decoupled decay
+    of θ in place (AdamW: λ never reaches m or v), or the L2 penalty added to the gradient
+    (Adam: λθ is then divided by √v like g). Returns the gradient to use."""
+    if decoupled:
+        decoupled_decay_(param, lr, weight_decay)
+        return grad
+    return l2_penalty(grad, param, weight_decay)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from .base import Optimizer, as_scalar, check, check_betas, check_lr, scalar_step_tensor
-from .pieces import bias_correction, decoupled_decay_, ema_, ema_sq_, l2_penalty
+from .pieces import bias_correction, ema_, ema_sq_, weight_decay_
 
 
 def radam_update(param, grad, state, *, lr, beta1, beta2, eps, weight_decay, decoupled=False):
@@ -34,10 +34,7 @@ def radam_update(param, grad, state, *, lr, beta1, beta2, eps, weight_decay, dec
     :math:`\sqrt{v_t}` before bias correction. Liu et al. (2020), "On the Variance of the
     Adaptive Learning Rate and Beyond".
     """
-    if decoupled:
-        decoupled_decay_(param, lr, weight_decay)
-    else:
-        grad = l2_penalty(grad, param, weight_decay)
+    grad = weight_decay_(param, grad, lr, weight_decay, decoupled)
     if not state:
         state["step"] = scalar_step_tensor()
         state["exp_avg"] = torch.zeros_like(param)

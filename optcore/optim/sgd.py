@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import torch
 
 from .base import Optimizer, as_scalar, check, check_lr
 from .pieces import l2_penalty
