@@ -10,6 +10,7 @@ import re
 
 import matplotlib as mpl
 import matplotlib.pyplot as plt
+import numpy as np
 import torch
 from matplotlib.animation import FuncAnimation
 
@@ -88,6 +89,22 @@ def loss_curves(ax, traces: list[Trace], optimum: float | None = None) -> None:
     ax.set_yscale("log")
     ax.set_xlabel("step $t$")
     ax.set_ylabel(r"$L(\theta_t)$" if optimum is None else r"$L(\theta_t) - L^\star$")
+
+
+def rate_map(ax, lrs, momenta, rates, levels=(0.5, 0.8, 0.9, 0.95, 0.99)):
+    """The convergence rate over a grid of learning rates (rows of ``rates``) and momenta
+    (columns), as from ``rates.convergence_rate(eig, lrs[:, None], momenta[None, :])``.
+    Darker is faster; white is divergence (rate ≥ 1); labelled contours mark chosen rates."""
+    lrs, momenta, rates = (torch.as_tensor(x, dtype=torch.float64).numpy()
+                           for x in (lrs, momenta, rates))
+    shown = np.ma.masked_where(rates >= 1, rates)
+    mesh = ax.pcolormesh(momenta, lrs, shown, cmap="viridis", vmin=0, vmax=1, shading="auto")
+    lines = ax.contour(momenta, lrs, rates, levels=list(levels), colors="white", linewidths=0.7)
+    ax.clabel(lines, fontsize=7, fmt="%g")
+    ax.contour(momenta, lrs, rates, levels=[1.0], colors="black", linewidths=1.2)
+    ax.set(xlabel=r"momentum $\beta$", ylabel=r"learning rate $\eta$")
+    ax.grid(False)
+    return mesh
 
 
 def animate(problem: Problem, traces: list[Trace], frames: int = 30, interval: int = 150,

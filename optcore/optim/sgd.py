@@ -12,8 +12,8 @@ def sgd_update(param, grad, state, *, lr, momentum, dampening, weight_decay, nes
 
     .. math::
         g_t &\leftarrow g_t + \lambda\,\theta_{t-1}                       && \text{(L2 penalty)}\\
-        M_t &\leftarrow \mu M_{t-1} + (1 - \tau)\, g_t,\quad M_1 = g_1   && \text{(momentum)}\\
-        d_t &= g_t + \mu M_t \text{ if nesterov else } M_t\\
+        M_t &\leftarrow \beta M_{t-1} + (1 - \tau)\, g_t,\quad M_1 = g_1   && \text{(momentum)}\\
+        d_t &= g_t + \beta M_t \text{ if nesterov else } M_t\\
         \theta_t &\leftarrow \theta_{t-1} - \eta\, d_t
 
     With ``momentum == 0`` this is plain gradient descent, :math:`\theta_t = \theta_{t-1} - \eta g_t`.
@@ -23,7 +23,7 @@ def sgd_update(param, grad, state, *, lr, momentum, dampening, weight_decay, nes
     A sparse gradient (``nn.Embedding(sparse=True)``) goes through the same lines: every
     operation here is linear, so sparse and dense give the same θ. With momentum the buffer
     is a sparse tensor too, and a row keeps moving after it has left the batch (its buffer
-    decays by μ per step), exactly as with a dense buffer. The L2 penalty would add a dense
+    decays by β per step), exactly as with a dense buffer. The L2 penalty would add a dense
     term to a sparse gradient; torch.optim fails on it too (``add(sparse, dense)``).
     """
     if grad.is_sparse and weight_decay != 0:
