@@ -6,6 +6,9 @@
 2. It drops scripts registered twice. sphinx-thebe 0.3.1 registers its inline configuration
    on every ``env-before-read-docs`` event, which Jupyter Book fires more than once, and the
    second copy fails in the browser ("Identifier 'THEBE_JS_URL' has already been declared").
+3. It adds the theme options (and the default colour mode) that Jupyter Book's ``_config.yml`` has no key for. Setting
+   ``html_theme_options`` in ``_config.yml`` would replace the options Jupyter Book derives
+   from it, and with them the Colab launch button and the repository button.
 """
 
 import os
@@ -27,7 +30,22 @@ def drop_duplicate_scripts(app, pagename, templatename, context, doctree):
     scripts[:] = unique
 
 
+THEME_OPTIONS = {
+    "show_toc_level": 2,  # the page's sections in the right-hand table of contents
+    "navigation_with_keys": False,  # arrow keys scroll the page; they do not turn it
+}
+# Light or dark as the reader's system prefers. Without it a page starts with an empty mode,
+# and the theme logs "Got invalid theme mode" to the console on a reader's first visit.
+HTML_CONTEXT = {"default_mode": "auto"}
+
+
+def add_theme_options(app, config):
+    config.html_theme_options = {**THEME_OPTIONS, **(config.html_theme_options or {})}
+    config.html_context = {**HTML_CONTEXT, **(config.html_context or {})}
+
+
 def setup(app):
+    app.connect("config-inited", add_theme_options)
     os.environ[STATIC_SITE_ENV] = "1"
     app.connect("html-page-context", drop_duplicate_scripts, priority=900)  # after the others
     return {"parallel_read_safe": True, "parallel_write_safe": True}

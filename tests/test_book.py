@@ -8,6 +8,8 @@ import pytest
 import yaml
 from jupytext.compare import compare_notebooks
 
+from built_site import toc_files
+
 ROOT = Path(__file__).parents[1]
 CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
 REPOSITORY = CONFIG["repository"]["url"]
@@ -23,14 +25,6 @@ import sys
 OPTCORE_SOURCE = os.environ.get("OPTCORE_SOURCE", "git+{REPOSITORY}")
 if "google.colab" in sys.modules or "OPTCORE_SOURCE" in os.environ:
     %pip install --quiet {{OPTCORE_SOURCE}}"""
-
-
-def toc_files():
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    files = [toc["root"]]
-    for part in toc["parts"]:
-        files += [chapter["file"] for chapter in part["chapters"]]
-    return files
 
 
 def code_cells(notebook):
