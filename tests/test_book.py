@@ -1,5 +1,6 @@
 """The book's machinery: configuration, table of contents, setup cells and Colab copies."""
 
+import re
 from pathlib import Path
 
 import jupytext
@@ -80,3 +81,49 @@ def test_chapters_with_gpu_cells_ask_colab_for_a_gpu(path):
     asks_for_gpu = notebook.metadata.get("accelerator") == "GPU"
     assert has_gpu_cells == asks_for_gpu, (
         "a chapter with `gpu` cells must set `accelerator: GPU` in its front matter, and only then")
+
+
+def chapter_number(path: Path) -> int:
+    return int(path.name[:2])
+
+
+def chapter_labels() -> dict[str, int]:
+    """Each chapter's label, `(ch-...)=` at its top, and its number."""
+    labels = {}
+    for path in CHAPTERS:
+        match = re.search(r"^\((ch-[\w-]+)\)=$", path.read_text(), flags=re.M)
+        assert match, f"{path.name} has no (ch-...)= label"
+        labels[match.group(1)] = chapter_number(path)
+    return labels
+
+
+@pytest.mark.parametrize("path", CHAPTERS[1:], ids=lambda p: p.stem)
+def test_first_paragraph_names_the_earlier_chapter_whose_problem_it_solves(path):
+    text = path.read_text()
+    after_title = text[re.search(r"^# .+$", text, flags=re.M).end():].lstrip("\n")
+    first_paragraph = after_title.split("\n\n")[0]
+    labels = chapter_labels()
+    earlier = [label for label in re.findall(r"\{ref\}`(ch-[\w-]+)`", first_paragraph)
+               if labels.get(label, 99) < chapter_number(path)]
+    assert earlier, f"{path.name}: the first paragraph cites no earlier chapter with {{ref}}"
+
+
+def test_the_book_map_shows_every_chapter():
+    intro = (ROOT / "intro.md").read_text()
+    on_map = {int(n) for n in re.findall(r'": \((\d+), \d', intro)}
+    assert {chapter_number(path) for path in CHAPTERS} <= on_map
+
+
+def test_notation_is_tabulated_in_one_place():
+    tables = [path.relative_to(ROOT).as_posix() for path in
+              [ROOT / "intro.md", ROOT / "notation.md", *CHAPTERS]
+              if "| symbol | meaning |" in path.read_text()]
+    assert tables == ["notation.md"]
+
+
+def test_every_citation_is_in_references_bib():
+    keys = set(re.findall(r"^@\w+\{([^,]+),", (ROOT / "references.bib").read_text(), flags=re.M))
+    for path in CHAPTERS:
+        for group in re.findall(r"\{cite(?::\w+)?\}`([^`]+)`", path.read_text()):
+            for key in group.split(","):
+                assert key.strip() in keys, f"{path.name} cites {key.strip()!r}"
