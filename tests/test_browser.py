@@ -15,6 +15,7 @@ import functools
 import http.server
 import mimetypes
 import os
+import re
 import shutil
 import threading
 from pathlib import Path
@@ -128,10 +129,11 @@ def test_page_renders_cleanly(browser, site_url, doc):
             .filter(e => !e.querySelector('mjx-container')).map(e => e.textContent.slice(0, 60))""")
         assert not untypeset, f"equations MathJax did not typeset on {doc}: {untypeset[:5]}"
         prose = page.evaluate("""() => { const main = document.querySelector('main').cloneNode(true);
-            main.querySelectorAll('pre, code, script').forEach(e => e.remove());
+            main.querySelectorAll('mjx-container, pre, code, script, style, .cell_output')
+                .forEach(e => e.remove());
             return main.innerText; }""")
-        for raw in ["$$", "\\begin{", "\\frac"]:
-            assert raw not in prose, f"raw LaTeX {raw!r} visible on {doc}"
+        leftovers = sorted(set(re.findall(r"\$|\\[A-Za-z]{2,}", prose)))
+        assert not leftovers, f"LaTeX that MathJax did not typeset is visible on {doc}: {leftovers}"
 
         broken = page.evaluate("""() => [...document.images]
             .filter(image => !(image.naturalWidth > 0)).map(image => image.src.slice(0, 80))""")

@@ -152,3 +152,17 @@ def test_figures_are_opaque_so_they_stay_legible_in_dark_mode():
             rgba = image.convert("RGBA")
             assert rgba.getextrema()[3][0] == 255, f"{path.name} has transparent pixels"
             assert rgba.getpixel((0, 0))[:3] == (255, 255, 255), f"{path.name} is not on white"
+
+
+RAW_LATEX = re.compile(r"\$|\\[A-Za-z]{2,}")
+
+
+@pytest.mark.parametrize("doc", toc_files())
+def test_no_latex_is_left_outside_math(doc):
+    # Text outside math elements and code is prose: a `$` or a `\command` there is math that
+    # the parser did not recognise (for example `$$` not set off by blank lines in a directive).
+    main = BeautifulSoup(str(page(html_of(doc)).find("main")), "html.parser")
+    for element in main.select(".math, pre, code, script, style, .cell_output, .highlight"):
+        element.decompose()
+    leftovers = sorted({match.group() for match in RAW_LATEX.finditer(main.get_text())})
+    assert not leftovers, f"{doc}: LaTeX outside math: {leftovers}"
