@@ -6,12 +6,19 @@
 2. It drops scripts registered twice. sphinx-thebe 0.3.1 registers its inline configuration
    on every ``env-before-read-docs`` event, which Jupyter Book fires more than once, and the
    second copy fails in the browser ("Identifier 'THEBE_JS_URL' has already been declared").
-3. It adds the theme options (and the default colour mode) that Jupyter Book's ``_config.yml`` has no key for. Setting
+3. It gives each chapter's citations a key prefix of its own. Every chapter ends with a
+   reference list of the works it cites, and sphinxcontrib-bibtex refuses ("duplicate
+   citation") to list one key in two lists, unless each list has its own ``:keyprefix:``
+   and every citation of its chapter carries the prefix. Authors write plain keys,
+   {cite}`kingma2015`; this adds the prefix (``ch03-`` in chapter 03) when Sphinx reads
+   the chapter, to the citations and to its ``{bibliography}``.
+4. It adds the theme options (and the default colour mode) that Jupyter Book's ``_config.yml`` has no key for. Setting
    ``html_theme_options`` in ``_config.yml`` would replace the options Jupyter Book derives
    from it, and with them the Colab launch button and the repository button.
 """
 
 import os
+import re
 
 STATIC_SITE_ENV = "DESCENT_STATIC_SITE"
 
@@ -44,7 +51,25 @@ def add_theme_options(app, config):
     config.html_context = {**HTML_CONTEXT, **(config.html_context or {})}
 
 
+CITATION = re.compile(r"(\{cite(?::[a-z]+)?\}`)([^`]+)(`)")
+BIBLIOGRAPHY = re.compile(r"^(`{3,})\{bibliography\}[^\n]*\n", flags=re.M)
+
+
+def prefix_citations(app, docname, source):
+    if not docname.startswith("chapters/"):
+        return
+    prefix = f"ch{docname.split('/')[-1][:2]}-"
+
+    def with_prefix(match):
+        keys = ",".join(prefix + key.strip() for key in match[2].split(","))
+        return match[1] + keys + match[3]
+
+    text = CITATION.sub(with_prefix, source[0])
+    source[0] = BIBLIOGRAPHY.sub(lambda m: f"{m[0]}:keyprefix: {prefix}\n", text)
+
+
 def setup(app):
+    app.connect("source-read", prefix_citations)
     app.connect("config-inited", add_theme_options)
     os.environ[STATIC_SITE_ENV] = "1"
     app.connect("html-page-context", drop_duplicate_scripts, priority=900)  # after the others
