@@ -7,6 +7,11 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 BUILD  := $(BIN)/jupyter-book build . -W -n --keep-going
 
+# The chapters' tensors are tiny. On two cores with two notebooks running at once, torch's
+# default of one OpenMP thread per core makes them wait on each other: a small network's
+# training cell took 31.8 s of CPU with two threads and 1.8 s with one.
+export OMP_NUM_THREADS := 1
+
 .PHONY: book test pair serve clean
 
 # torch comes first and alone: pinned, it is the local CPU wheel; unpinned, or pulled in by

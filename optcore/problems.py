@@ -220,3 +220,35 @@ def _newton(f, theta, iterations: int = 50):
 def _box_around(point, span: float = 2.5):
     x, y = point.tolist()
     return (x - span, x + span, y - span, y + span)
+
+
+def reddi_online(C: float = 3.0) -> DataProblem:
+    """Reddi, Kale & Kumar's online problem, on which Adam converges to the worst point
+    (reddi2018, §3: "On the Convergence of Adam and Beyond", ICLR 2018).
+
+    The losses are linear in one parameter θ, ``f_t(θ) = c_t·θ`` with ``c_t = C`` when
+    ``t mod 3 = 1`` and ``c_t = −1`` otherwise (t = 1, 2, …), and θ must stay in the feasible
+    set F = [−1, 1]: the online method is *projected*, so every optimizer step is followed by
+    ``θ.clamp_(−1, 1)``. Over one period the losses add up to (C − 2)·θ, so for C > 2 the point
+    with the least regret is θ = −1 (``minimizer``); Reddi et al. show that Adam with β₁ = 0,
+    β₂ = 1/(1 + C²) and step sizes α/√t goes to θ = +1 instead (chapter 09).
+
+    As a `DataProblem` the three losses of a period are three examples with x = C, −1, −1 (and
+    unused targets y = 0): mini-batches of one example in storage order (``batch_size=1,
+    shuffle=False`` in `optcore.trace.run`) replay f₁, f₂, f₃, f₁, …, and the full loss is their
+    average, L(θ) = (C − 2)·θ/3.
+    """
+    if not C > 2:
+        raise ValueError(f"Invalid C: {C!r} (expected C > 2, so that θ = −1 is the optimum)")
+    X = torch.tensor([[C], [-1.0], [-1.0]], dtype=DTYPE)
+    y = torch.zeros(3, dtype=DTYPE)
+
+    def linear_loss(theta, X, y):
+        return torch.einsum("nd,...d->...n", X, theta)
+
+    return DataProblem(
+        name=f"Reddi et al.'s online problem (C = {C:g})",
+        f=lambda theta: linear_loss(theta, X, y).mean(-1),
+        x0=torch.zeros(1, dtype=DTYPE), minimizer=torch.tensor([-1.0], dtype=DTYPE),
+        L=0.0, X=X, y=y, example_loss=linear_loss,
+    )
