@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,12 @@ import yaml
 ROOT = Path(__file__).parents[1]
 SITE = ROOT / "_build" / "html"
 IN_CI = os.environ.get("CI") == "true"
+# In rendered prose (math and code removed), a `$` or a `\command` is math that was not typeset.
+RAW_LATEX = re.compile(r"\$|\\[A-Za-z]{2,}")
+
+
+def bibliography_keys() -> set[str]:
+    return set(re.findall(r"^@\w+\{([^,]+),", (ROOT / "references.bib").read_text(), flags=re.M))
 
 
 def toc_files() -> list[str]:

@@ -115,16 +115,10 @@ def assert_resume_is_exact(make_opt, kwargs, steps=20, split=9, **train_kwargs):
     straight, _, _ = train(make_opt, kwargs, steps, trajectory=False, **train_kwargs)
 
     _, net, opt = train(make_opt, kwargs, split, trajectory=False, **train_kwargs)
-    buffer = io.BytesIO()
-    torch.save({"model": net.state_dict(), "opt": opt.state_dict()}, buffer)
-    buffer.seek(0)
-    checkpoint = torch.load(buffer, weights_only=True)
-
     groups = train_kwargs.get("groups", False)
-    net2 = tiny_net(train_kwargs.get("seed", 0))
-    net2.load_state_dict(checkpoint["model"])
-    opt2 = make_opt(param_groups(net2, kwargs, groups), **kwargs)
-    opt2.load_state_dict(copy.deepcopy(checkpoint["opt"]))
+    net2, opt2 = reload_through_checkpoint(
+        net, opt, lambda: tiny_net(train_kwargs.get("seed", 0)),
+        lambda module: make_opt(param_groups(module, kwargs, groups), **kwargs))
     fit(net2, opt2, batches(steps)[split:], kwargs, train_kwargs.get("use_closure", False))
     resumed = [p.detach() for p in net2.parameters()]
     for a, b in zip(resumed, straight[-1], strict=True):
@@ -153,6 +147,38 @@ def fit_complex(make_opt, kwargs, steps=20):
 
 
 # --- sparse gradients: an embedding ----------------------------------------------------------
+
+
+def assert_same_state_layout(ours, theirs):
+    """Equal param_groups, and per parameter the same state keys in the same order, with the
+    same types; tensors with the same shape, dtype and device, lists of the same length."""
+    a, b = ours.state_dict(), theirs.state_dict()
+    assert a["param_groups"] == b["param_groups"]
+    assert a["state"].keys() == b["state"].keys()
+    for i in a["state"]:
+        assert list(a["state"][i]) == list(b["state"][i])  # same keys, same order
+        for key, value in a["state"][i].items():
+            other = b["state"][i][key]
+            assert type(value) is type(other), key
+            if isinstance(value, torch.Tensor):
+                assert (value.shape, value.dtype, value.device) == (
+                    other.shape, other.dtype, other.device), key
+            if isinstance(value, list):
+                assert len(value) == len(other), key
+
+
+def reload_through_checkpoint(module, opt, make_module, make_opt):
+    """Save ``module`` and ``opt`` with torch.save and load them, with weights_only=True, into
+    a fresh ``make_module()`` and ``make_opt(module)``: what resuming a training run does."""
+    buffer = io.BytesIO()
+    torch.save({"model": module.state_dict(), "opt": opt.state_dict()}, buffer)
+    buffer.seek(0)
+    checkpoint = torch.load(buffer, weights_only=True)
+    module = make_module()
+    module.load_state_dict(checkpoint["model"])
+    opt = make_opt(module)
+    opt.load_state_dict(copy.deepcopy(checkpoint["opt"]))
+    return module, opt
 
 
 def embedding_problem(sparse=True):
@@ -197,14 +223,9 @@ def assert_embedding_resume_is_exact(make_opt, kwargs, steps=15, split=7):
     opt = make_opt(emb.parameters(), **kwargs)
     for step in range(steps):
         if step == split:
-            buffer = io.BytesIO()
-            torch.save({"model": emb.state_dict(), "opt": opt.state_dict()}, buffer)
-            buffer.seek(0)
-            checkpoint = torch.load(buffer, weights_only=True)
-            emb = torch.nn.Embedding(12, 3, sparse=True, dtype=torch.float64)
-            emb.load_state_dict(checkpoint["model"])
-            opt = make_opt(emb.parameters(), **kwargs)
-            opt.load_state_dict(copy.deepcopy(checkpoint["opt"]))
+            emb, opt = reload_through_checkpoint(
+                emb, opt, lambda: torch.nn.Embedding(12, 3, sparse=True, dtype=torch.float64),
+                lambda module: make_opt(module.parameters(), **kwargs))
         embedding_step(opt, emb, target, gen, kwargs.get("maximize", False))
     assert torch.equal(emb.weight.detach(), straight[-1][0])
 

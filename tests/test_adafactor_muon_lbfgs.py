@@ -10,24 +10,8 @@ import torch
 from optcore.optim.adafactor import Adafactor
 from optcore.optim.lbfgs import LBFGS, cubic_interpolate, strong_wolfe
 from optcore.optim.muon import Muon, newton_schulz
-from parity import (RTOL, assert_matches_torch, assert_resume_is_exact, batches, fit,
-                    max_rel_error, train)
-
-
-def assert_same_state_layout(ours, theirs):
-    """Equal param_groups, and per parameter the same state keys (in order), types and shapes."""
-    a, b = ours.state_dict(), theirs.state_dict()
-    assert a["param_groups"] == b["param_groups"]
-    assert a["state"].keys() == b["state"].keys()
-    for i in a["state"]:
-        assert list(a["state"][i]) == list(b["state"][i])
-        for key, value in a["state"][i].items():
-            other = b["state"][i][key]
-            assert type(value) is type(other), key
-            if isinstance(value, torch.Tensor):
-                assert (value.shape, value.dtype) == (other.shape, other.dtype), key
-            if isinstance(value, list):
-                assert len(value) == len(other), key
+from parity import (RTOL, assert_matches_torch, assert_resume_is_exact, assert_same_state_layout,
+                    batches, fit, max_rel_error, train)
 
 
 # --------------------------------------------------------------------------------------------

@@ -7,7 +7,6 @@ schedule, RAdam's switch at ρ_t > 5, SparseAdam's lazy rows).
 """
 
 import copy
-import io
 import itertools
 import math
 
@@ -19,8 +18,9 @@ from optcore.optim.adamax import Adamax
 from optcore.optim.nadam import NAdam, nadam_mu
 from optcore.optim.radam import RAdam
 from optcore.optim.sparse_adam import SparseAdam
-from parity import (RTOL, assert_matches_torch, assert_resume_is_exact, batches, complex_target,
-                    fit_complex, max_rel_error, minimize_squared_norm, objective, tiny_net, train)
+from parity import (RTOL, assert_matches_torch, assert_resume_is_exact, assert_same_state_layout,
+                    batches, complex_target, fit_complex, max_rel_error, minimize_squared_norm,
+                    objective, reload_through_checkpoint, tiny_net, train)
 
 TORCH = {Adam: torch.optim.Adam, AdamW: torch.optim.AdamW, Adamax: torch.optim.Adamax,
          NAdam: torch.optim.NAdam, RAdam: torch.optim.RAdam,
@@ -123,14 +123,8 @@ def resumed_run(make_opt, kwargs, steps=20, split=9):
     """parity.assert_resume_is_exact's interrupted run; returns the final parameters and the
     optimizer after loading."""
     _, net, opt = train(make_opt, kwargs, split, trajectory=False)
-    buffer = io.BytesIO()
-    torch.save({"model": net.state_dict(), "opt": opt.state_dict()}, buffer)
-    buffer.seek(0)
-    checkpoint = torch.load(buffer, weights_only=True)
-    net = tiny_net()
-    net.load_state_dict(checkpoint["model"])
-    opt = make_opt(net.parameters(), **kwargs)
-    opt.load_state_dict(checkpoint["opt"])
+    net, opt = reload_through_checkpoint(net, opt, tiny_net,
+                                         lambda module: make_opt(module.parameters(), **kwargs))
     loaded = copy.deepcopy(opt.state_dict()["state"])
     for x, y in batches(steps)[split:]:
         opt.zero_grad()
@@ -153,19 +147,6 @@ def test_nadam_resume_follows_torch_which_casts_mu_product_to_the_parameter_dtyp
     assert 1e-12 < max_rel_error(theirs, straight) < 1e-6
 
 
-def assert_same_layout(ours, theirs):
-    a, b = ours.state_dict(), theirs.state_dict()
-    assert a["param_groups"] == b["param_groups"]
-    assert a["state"].keys() == b["state"].keys()
-    for i in a["state"]:
-        assert list(a["state"][i]) == list(b["state"][i])  # same keys, same order
-        for key, va in a["state"][i].items():
-            vb = b["state"][i][key]
-            assert type(va) is type(vb), key
-            if isinstance(va, torch.Tensor):
-                assert (va.dtype, va.shape, va.device) == (vb.dtype, vb.shape, vb.device), key
-
-
 @pytest.mark.parametrize("cls, kwargs", [
     (Adam, dict(lr=1e-2)), (Adam, dict(lr=1e-2, amsgrad=True)), (AdamW, dict(lr=1e-2)),
     (Adamax, dict(lr=1e-2)), (NAdam, dict(lr=1e-2)), (RAdam, dict(lr=1e-2)),
@@ -175,7 +156,7 @@ def test_state_dict_layout_matches_torch(cls, kwargs):
     mu_product too, float32 under the float32 default dtype); moments shaped like θ."""
     _, _, ours = train(cls, kwargs, steps=3)
     _, _, theirs = train(TORCH[cls], kwargs, steps=3)
-    assert_same_layout(ours, theirs)
+    assert_same_state_layout(ours, theirs)
 
 
 @pytest.mark.parametrize("cls, kwargs", [
@@ -197,7 +178,7 @@ def test_complex_parameters_match_torch_over_20_steps(cls, kwargs):
     assert (ours - theirs).abs().max() <= RTOL * theirs.abs().max()
     target = complex_target()
     assert (ours - target).abs().max() < target.abs().max()  # it moved towards the target
-    assert_same_layout(opt_a, opt_b)
+    assert_same_state_layout(opt_a, opt_b)
 
 
 REFUSALS = [
@@ -404,14 +385,9 @@ def embedding_run(make, kwargs, steps=25, dtype=torch.float64, split=None):
     path = []
     for step in range(steps):
         if step == split:
-            buffer = io.BytesIO()
-            torch.save({"model": emb.state_dict(), "opt": opt.state_dict()}, buffer)
-            buffer.seek(0)
-            checkpoint = torch.load(buffer, weights_only=True)
-            emb = torch.nn.Embedding(20, 4, sparse=True).to(dtype)
-            emb.load_state_dict(checkpoint["model"])
-            opt = make(emb.parameters(), **kwargs)
-            opt.load_state_dict(checkpoint["opt"])
+            emb, opt = reload_through_checkpoint(
+                emb, opt, lambda: torch.nn.Embedding(20, 4, sparse=True).to(dtype),
+                lambda module: make(module.parameters(), **kwargs))
         rows = torch.randint(0, 20, (6, 3), generator=gen)
         target = torch.randn(6, 4, generator=gen).to(dtype)
         opt.zero_grad()
@@ -441,7 +417,7 @@ def test_sparse_adam_state_layout_and_resume_match_torch():
     bit-exactly."""
     _, ours = embedding_run(SparseAdam, dict(lr=0.05))
     _, theirs = embedding_run(torch.optim.SparseAdam, dict(lr=0.05))
-    assert_same_layout(ours, theirs)
+    assert_same_state_layout(ours, theirs)
     assert ours.state_dict()["state"][0]["step"] == 25
     straight, _ = embedding_run(SparseAdam, dict(lr=0.05))
     resumed, _ = embedding_run(SparseAdam, dict(lr=0.05), split=9)

@@ -15,7 +15,6 @@ import functools
 import http.server
 import mimetypes
 import os
-import re
 import shutil
 import threading
 from pathlib import Path
@@ -23,7 +22,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from built_site import SITE, chapter_files, missing, require_site, toc_files
+from built_site import RAW_LATEX, SITE, chapter_files, missing, require_site, toc_files
 
 SCREENSHOTS = SITE.parent / "screenshots"
 MATHJAX_CDN = ("cdn.jsdelivr.net", "/npm/mathjax@3/")
@@ -132,7 +131,7 @@ def test_page_renders_cleanly(browser, site_url, doc):
             main.querySelectorAll('mjx-container, pre, code, script, style, .cell_output')
                 .forEach(e => e.remove());
             return main.innerText; }""")
-        leftovers = sorted(set(re.findall(r"\$|\\[A-Za-z]{2,}", prose)))
+        leftovers = sorted({match.group() for match in RAW_LATEX.finditer(prose)})
         assert not leftovers, f"LaTeX that MathJax did not typeset is visible on {doc}: {leftovers}"
 
         broken = page.evaluate("""() => [...document.images]

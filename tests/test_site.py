@@ -17,7 +17,8 @@ import pytest
 from bs4 import BeautifulSoup
 from PIL import Image
 
-from built_site import ROOT, chapter_files, require_site, toc_files
+from built_site import (RAW_LATEX, ROOT, bibliography_keys, chapter_files, require_site,
+                        toc_files)
 
 REPOSITORY = "descent-book/descent"
 STATIC_EXPLORER_NOTE = "A static view of the explorer"
@@ -107,7 +108,7 @@ def test_execution_statistics_list_every_notebook_as_run_successfully():
 
 
 def test_bibliography_page_lists_every_entry_of_references_bib():
-    keys = re.findall(r"^@\w+\{([^,]+),", (ROOT / "references.bib").read_text(), flags=re.M)
+    keys = bibliography_keys()
     listed = page(html_of("bibliography")).select(".citation, dl.citation > dt")
     assert len(keys) > 10 and len(listed) >= len(keys)
 
@@ -152,9 +153,6 @@ def test_figures_are_opaque_so_they_stay_legible_in_dark_mode():
             rgba = image.convert("RGBA")
             assert rgba.getextrema()[3][0] == 255, f"{path.name} has transparent pixels"
             assert rgba.getpixel((0, 0))[:3] == (255, 255, 255), f"{path.name} is not on white"
-
-
-RAW_LATEX = re.compile(r"\$|\\[A-Za-z]{2,}")
 
 
 @pytest.mark.parametrize("doc", toc_files())
