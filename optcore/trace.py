@@ -1,7 +1,8 @@
-"""Run an optimizer on a problem and record where it went."""
+"""Run an optimizer on a problem, or on a given stream of gradients, and record where it went."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -11,15 +12,17 @@ from .problems import Problem
 
 @dataclass
 class Trace:
-    """The path θ₀, θ₁, …, θ_T of a run and the full loss L(θ_t) at each point."""
+    """The path θ₀, θ₁, …, θ_T of a run, the loss L(θ_t) at each point (None for a replayed
+    gradient stream, which has no loss), and the optimizer, kept for its state."""
 
-    thetas: torch.Tensor  # shape (T + 1, d)
-    losses: torch.Tensor  # shape (T + 1,)
+    thetas: torch.Tensor  # shape (T + 1, *θ.shape)
+    losses: torch.Tensor | None  # shape (T + 1,)
     label: str = ""
+    optimizer: torch.optim.Optimizer | None = None
 
     @property
     def steps(self) -> int:
-        return self.losses.numel() - 1
+        return self.thetas.shape[0] - 1
 
     @property
     def final(self) -> torch.Tensor:
@@ -39,8 +42,43 @@ def batches(n: int, batch_size: int, shuffle: bool, generator: torch.Generator):
             yield order[start:start + batch_size]
 
 
+def scheduler(schedule, optimizer):
+    """An object whose ``step()`` is called after every optimizer step, from ``schedule``:
+
+    - ``None``: the learning rate stays as constructed;
+    - a class or ``functools.partial`` of one, e.g. ``partial(StepLR, step_size=10)``: called
+      with the optimizer, so any ``torch.optim.lr_scheduler``-style scheduler works;
+    - any other callable ``lr(t)``: step t = 1, 2, … runs with learning rate ``lr(t)`` in every
+      parameter group (the chapters' hand-written schedules: 1/√t, a step-dependent η_t).
+    """
+    if schedule is None:
+        return None
+    if isinstance(schedule, type) or (isinstance(schedule, functools.partial)
+                                      and isinstance(schedule.func, type)):
+        return schedule(optimizer)
+    return _StepFunction(schedule, optimizer)
+
+
+class _StepFunction:
+    """Sets every group's lr to ``lr(t)`` before step t (the first now, each later one on
+    ``step()``), as a scheduler would."""
+
+    def __init__(self, lr, optimizer):
+        self.lr, self.optimizer, self.t = lr, optimizer, 1
+        self._apply()
+
+    def _apply(self):
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.lr(self.t)
+
+    def step(self):
+        self.t += 1
+        self._apply()
+
+
 def run(problem: Problem, make_optimizer, *, steps: int, x0=None, batch_size: int | None = None,
-        shuffle: bool = True, seed: int = 0, label: str = "", **hyperparameters) -> Trace:
+        shuffle: bool = True, seed: int = 0, label: str = "", schedule=None,
+        **hyperparameters) -> Trace:
     """Optimize ``problem`` for ``steps`` steps, starting from ``x0`` (default ``problem.x0``).
 
     ``make_optimizer`` is an optimizer class (optcore's or torch.optim's) or any callable
@@ -48,9 +86,11 @@ def run(problem: Problem, make_optimizer, *, steps: int, x0=None, batch_size: in
     mini-batch of ``batch_size`` examples (the full loss when None), back-propagates, and calls
     ``optimizer.step(closure)``, so closure-based optimizers such as L-BFGS work too. The
     recorded losses are always the full loss, so runs with different batch sizes compare.
+    ``schedule`` changes the learning rate between steps (see :func:`scheduler`).
     """
     theta = torch.nn.Parameter(torch.as_tensor(problem.x0 if x0 is None else x0).clone())
     optimizer = make_optimizer([theta], **hyperparameters)
+    lr_schedule = scheduler(schedule, optimizer)
     stream = None
     if batch_size is not None:
         stream = batches(problem.n, batch_size, shuffle, torch.Generator().manual_seed(seed))
@@ -66,6 +106,39 @@ def run(problem: Problem, make_optimizer, *, steps: int, x0=None, batch_size: in
             return loss
 
         optimizer.step(closure)
+        if lr_schedule is not None:
+            lr_schedule.step()
         thetas.append(theta.detach().clone())
         losses.append(problem.loss(theta.detach()))
-    return Trace(torch.stack(thetas), torch.stack(losses), label)
+    return Trace(torch.stack(thetas), torch.stack(losses), label, optimizer)
+
+
+def replay(make_optimizer, gradients, x0, *, steps: int | None = None, label: str = "",
+           schedule=None, **hyperparameters) -> Trace:
+    """Feed an optimizer a given stream of gradients and record θ after every step.
+
+    ``gradients`` is a sequence of tensors shaped like ``x0`` (step t gets the t-th; a tensor
+    of shape (T, *x0.shape) is such a sequence), or a callable ``grad(theta, t)`` for
+    t = 1, …, ``steps`` that may look at the current θ (a detached copy): a noisy gradient, an
+    adversary's online loss. This is what an optimizer sees of any problem, so a chapter can
+    check an update rule on hand-picked gradients without inventing a loss for them.
+    ``make_optimizer`` and ``schedule`` are as in :func:`run`; the trace has no losses.
+    """
+    theta = torch.nn.Parameter(torch.as_tensor(x0).clone())
+    optimizer = make_optimizer([theta], **hyperparameters)
+    lr_schedule = scheduler(schedule, optimizer)
+    if callable(gradients):
+        if steps is None:
+            raise ValueError("replay(grad_fn, ...) needs steps=: a callable has no length")
+        stream = (gradients(theta.detach().clone(), t) for t in range(1, steps + 1))
+    else:
+        stream = iter(gradients) if steps is None else (g for _, g in zip(range(steps), gradients))
+
+    thetas = [theta.detach().clone()]
+    for g in stream:
+        theta.grad = torch.as_tensor(g, dtype=theta.dtype, device=theta.device).clone()
+        optimizer.step()
+        if lr_schedule is not None:
+            lr_schedule.step()
+        thetas.append(theta.detach().clone())
+    return Trace(torch.stack(thetas), None, label, optimizer)
