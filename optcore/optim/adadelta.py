@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import torch
-
-from .base import Optimizer, as_scalar, check, check_lr, scalar_step_tensor
-from .pieces import ema_sq_, l2_penalty
+from .base import Optimizer, check, check_lr
+from .pieces import count_step_, ema_sq_, init_state, l2_penalty
 
 
 def adadelta_update(param, grad, state, *, lr, rho, eps, weight_decay):
-    r"""One AdaDelta step on one tensor, in place (chapter 06).
+    r"""One AdaDelta step on one tensor, in place ({ref}`ch-rmsprop-adadelta`).
 
     .. math::
         g_t &\leftarrow g_t + \lambda\,\theta_{t-1} && \text{(L2 penalty)}\\
@@ -23,17 +21,14 @@ def adadelta_update(param, grad, state, *, lr, rho, eps, weight_decay):
     sets the size of the first steps: |Δ_1| ≈ √ε/√(1 − ρ) per coordinate while
     (1 − ρ)g² ≫ ε.
     """
-    if not state:
-        state["step"] = scalar_step_tensor()
-        state["square_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
-        state["acc_delta"] = torch.zeros_like(param, memory_format=torch.preserve_format)
-    state["step"] += 1
-    g = l2_penalty(grad, param, weight_decay)
-    v = ema_sq_(state["square_avg"], g, rho)
+    init_state(state, param, "step", "square_avg", "acc_delta")
+    count_step_(state)
+    grad = l2_penalty(grad, param, weight_decay)
+    v = ema_sq_(state["square_avg"], grad, rho)
     u = state["acc_delta"]
-    delta = (u + eps).sqrt() / (v + eps).sqrt() * g
+    delta = u.add(eps).sqrt_().div_(v.add(eps).sqrt_()).mul_(grad)  # √(u + ε) / √(v + ε) · g
     ema_sq_(u, delta, rho)
-    param.sub_(lr * delta)
+    param.add_(delta, alpha=-lr)
 
 
 class Adadelta(Optimizer):
@@ -52,5 +47,5 @@ class Adadelta(Optimizer):
         super().__init__(params, defaults)
 
     def update(self, param, grad, state, group):
-        adadelta_update(param, grad, state, lr=as_scalar(group["lr"]), rho=group["rho"], eps=group["eps"],
+        adadelta_update(param, grad, state, lr=group["lr"], rho=group["rho"], eps=group["eps"],
                         weight_decay=group["weight_decay"])

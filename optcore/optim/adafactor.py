@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import torch
 
-from .base import Optimizer, as_scalar, check, check_lr, scalar_step_tensor
-from .pieces import decoupled_decay_
+from .base import Optimizer, check, check_lr
+from .pieces import count_step_, decoupled_decay_, init_state
 
 
-def rms(x):
-    """Root mean square, ‖x‖₂ / √n."""
-    return x.norm(2) / x.numel() ** 0.5
+def rms(x) -> float:
+    """Root mean square, ‖x‖₂ / √n, as a Python float (the norm rounded once, as in torch)."""
+    return x.norm(2).item() / x.numel() ** 0.5
 
 
 def adafactor_update(param, grad, state, *, lr, beta2_decay, eps1, eps2, d, weight_decay):
-    r"""One Adafactor step on one tensor, in place (chapter 15).
+    r"""One Adafactor step on one tensor, in place ({ref}`ch-memory`).
 
     For a matrix :math:`G_t \in \mathbb{R}^{n\times m}` (or a stack of them: the last two
     dimensions are factored) only a row statistic :math:`R_t \in \mathbb{R}^{n}` and a column
@@ -44,35 +44,48 @@ def adafactor_update(param, grad, state, *, lr, beta2_decay, eps1, eps2, d, weig
     :math:`\rho_t` and scales the decay (the paper has no ``lr``), and :math:`\epsilon_1` is
     applied to the estimate, not added to :math:`G_t^2`.
     """
-    state["step"] += 1
-    t = state["step"].item()
+    factored = grad.dim() > 1
+    if factored:
+        init_state(state, param, "step", ("row_var", lambda p: p.new_zeros(p.shape[:-1] + (1,))),
+                   ("col_var", lambda p: p.new_zeros(p.shape[:-2] + (1, p.shape[-1]))))
+    else:
+        init_state(state, param, "step", "variance")
+    t = count_step_(state)
     one_minus_beta2 = t**beta2_decay
     rho = min(lr, 1 / t**0.5)
     # The step is relative to the size of the weights, measured before they decay.
-    alpha = max(eps2, rms(param).item()) * rho
+    alpha = max(eps2, rms(param)) * rho
     decoupled_decay_(param, lr, weight_decay)
 
-    g2 = grad * grad
-    if grad.dim() > 1:
+    if factored:
         R, C = state["row_var"], state["col_var"]
-        R.lerp_(g2.mean(dim=-1, keepdim=True), one_minus_beta2)
-        C.lerp_(g2.mean(dim=-2, keepdim=True), one_minus_beta2)
+        R.lerp_(mean_square(grad, dim=-1), one_minus_beta2)
+        C.lerp_(mean_square(grad, dim=-2), one_minus_beta2)
         # R Cᵀ / mean(R) has row means R and column means C: the outer-product estimate.
         V = (R @ C).div_(R.mean(dim=-2, keepdim=True).clamp_(min=eps1))
     else:
-        state["variance"].lerp_(g2, one_minus_beta2)
-        V = state["variance"].clone()
+        V = state["variance"].lerp_(grad * grad, one_minus_beta2).clone()
 
     # max(√V, ε₁) = √max(V, ε₁²)
     U = V.clamp_(min=eps1 * eps1).rsqrt_().mul_(grad)
-    clip = max(1.0, rms(U).item() / d)
-    param.sub_(U * (alpha / clip))
+    clip = max(1.0, U.norm(2).item() / (U.numel() ** 0.5 * d))  # max(1, RMS(U) / d)
+    param.add_(U, alpha=-alpha / clip)
+
+
+def mean_square(x, dim):
+    """The mean of x² along ``dim`` (kept as a dimension of size 1), computed as torch does,
+    ‖x‖² / n."""
+    return torch.norm(x, dim=dim, keepdim=True).square_().div_(x.size(dim))
 
 
 class Adafactor(Optimizer):
     """Drop-in replacement for ``torch.optim.Adafactor`` (same arguments, defaults and state:
     ``step``, and ``row_var``/``col_var`` for tensors of two or more dimensions, ``variance``
     for vectors and scalars)."""
+
+    #: Factoring the real and imaginary parts of a matrix separately has no meaning that
+    #: torch.optim would vouch for; it refuses complex parameters too.
+    supports_complex = False
 
     def __init__(self, params, lr=1e-2, beta2_decay=-0.8, eps=(None, 1e-3), d=1.0,
                  weight_decay=0.0, *, foreach=None, maximize=False):
@@ -87,26 +100,8 @@ class Adafactor(Optimizer):
         super().__init__(params, defaults)
 
     def update(self, param, grad, state, group):
-        if not state:
-            state["step"] = scalar_step_tensor()
-            if grad.dim() > 1:
-                state["row_var"] = grad.new_zeros(grad.shape[:-1] + (1,))
-                state["col_var"] = grad.new_zeros(grad.shape[:-2] + (1, grad.shape[-1]))
-            else:
-                state["variance"] = torch.zeros_like(grad)
         eps1, eps2 = group["eps"]
-        lr = group["lr"]
         adafactor_update(
-            param, grad, state,
-            lr=as_scalar(lr),
-            beta2_decay=group["beta2_decay"],
+            param, grad, state, lr=group["lr"], beta2_decay=group["beta2_decay"],
             eps1=torch.finfo(param.dtype).eps if eps1 is None else eps1,
-            eps2=eps2, d=group["d"], weight_decay=group["weight_decay"],
-        )
-
-    def _update_real(self, param, grad, state, group):
-        # Factoring the real and imaginary parts of a matrix separately has no meaning that
-        # torch.optim would vouch for, so complex parameters are refused, as there.
-        if torch.is_complex(param):
-            raise RuntimeError("Adafactor does not support complex parameters")
-        super()._update_real(param, grad, state, group)
+            eps2=eps2, d=group["d"], weight_decay=group["weight_decay"])

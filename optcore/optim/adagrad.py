@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import torch
 
-from .base import Optimizer, as_scalar, check, check_lr, scalar_step_tensor
-from .pieces import l2_penalty
+from .base import Optimizer, check, check_lr
+from .pieces import count_step_, l2_penalty, step_counter
 
 
 def adagrad_update(param, grad, state, *, lr, lr_decay, weight_decay, eps):
-    r"""One AdaGrad step on one tensor, in place (chapter 05).
+    r"""One AdaGrad step on one tensor, in place ({ref}`ch-adagrad`).
 
     .. math::
         \eta_t &= \eta \,/\, \bigl(1 + (t - 1)\,\delta\bigr) && (\delta = \text{lr\_decay})\\
@@ -21,8 +21,7 @@ def adagrad_update(param, grad, state, *, lr, lr_decay, weight_decay, eps):
     torch.optim. A sparse gradient (``nn.Embedding(sparse=True)``) updates only the rows it
     names, which is the same math: a row with g = 0 keeps its G and its θ.
     """
-    state["step"] += 1
-    t = state["step"].item()
+    t = count_step_(state)
     eta_t = lr / (1 + (t - 1) * lr_decay)
     G = state["sum"]
     if grad.is_sparse:
@@ -32,7 +31,7 @@ def adagrad_update(param, grad, state, *, lr, lr_decay, weight_decay, eps):
         return
     g = l2_penalty(grad, param, weight_decay)
     G.addcmul_(g, g)
-    param.sub_(eta_t * g / (G.sqrt() + eps))
+    param.addcdiv_(g, G.sqrt().add_(eps), value=-eta_t)
 
 
 def _sparse_adagrad_(param, grad, G, eta_t, eps):
@@ -42,7 +41,7 @@ def _sparse_adagrad_(param, grad, G, eta_t, eps):
     g = grad.values()
     G.add_(_sparse_like(grad, g * g))
     G_rows = G.sparse_mask(grad).values()
-    param.sub_(eta_t * _sparse_like(grad, g / (G_rows.sqrt() + eps)))
+    param.add_(_sparse_like(grad, g / G_rows.sqrt().add_(eps)), alpha=-eta_t)
 
 
 def _sparse_like(grad, values):
@@ -80,7 +79,7 @@ class Adagrad(Optimizer):
         # torch.optim reads G_0 from the constructor's defaults, never from the group: an
         # "initial_accumulator_value" given in a parameter group is stored but ignored.
         G_0 = self.defaults["initial_accumulator_value"]
-        state["step"] = scalar_step_tensor()
+        state["step"] = step_counter()
         # A complex parameter is two real ones, so both parts start at G_0.
         state["sum"] = torch.full_like(param, complex(G_0, G_0) if param.is_complex() else G_0,
                                        memory_format=torch.preserve_format)
@@ -88,7 +87,7 @@ class Adagrad(Optimizer):
     def update(self, param, grad, state, group):
         if not state:  # a parameter added later with add_param_group
             self._init_state(param, state)
-        adagrad_update(param, grad, state, lr=as_scalar(group["lr"]), lr_decay=group["lr_decay"],
+        adagrad_update(param, grad, state, lr=group["lr"], lr_decay=group["lr_decay"],
                        weight_decay=group["weight_decay"], eps=group["eps"])
 
     def share_memory(self) -> None:

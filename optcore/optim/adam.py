@@ -1,4 +1,5 @@
-"""Adam and AdamW: one update, two ways of decaying the weights (chapters 07–09).
+"""Adam and AdamW: one update, two ways of decaying the weights ({ref}`ch-adam`, {ref}`ch-adamw`,
+{ref}`ch-amsgrad`).
 
 AdamW is not a different algorithm but Adam plus decoupled decay. As in torch.optim 2.13,
 ``AdamW`` is a thin subclass of ``Adam`` that fixes ``decoupled_weight_decay=True`` and
@@ -10,8 +11,9 @@ from __future__ import annotations
 
 import torch
 
-from .base import Optimizer, as_scalar, check, check_betas, check_lr, scalar_step_tensor
-from .pieces import bias_correction, ema_, ema_sq_, weight_decay_
+from .base import Optimizer, as_scalar, check, check_betas, check_lr
+from .pieces import (bias_correction, count_step_, ema_, ema_sq_, init_state, running_max_,
+                     weight_decay_)
 
 
 def adam_update(param, grad, state, *, lr, beta1, beta2, eps, weight_decay, amsgrad=False,
@@ -32,22 +34,16 @@ def adam_update(param, grad, state, *, lr, beta1, beta2, eps, weight_decay, amsg
     bias-correcting it afterwards. Kingma & Ba (2015); AMSGrad: Reddi et al. (2018);
     decoupled decay: Loshchilov & Hutter (2019).
     """
+    max_v = ["max_exp_avg_sq"] if amsgrad else []
+    init_state(state, param, "step", "exp_avg", "exp_avg_sq", *max_v)
+    t = count_step_(state)
     grad = weight_decay_(param, grad, lr, weight_decay, decoupled)
-    if not state:
-        state["step"] = scalar_step_tensor()
-        state["exp_avg"] = torch.zeros_like(param)
-        state["exp_avg_sq"] = torch.zeros_like(param)
-        if amsgrad:
-            state["max_exp_avg_sq"] = torch.zeros_like(param)
-    state["step"] += 1
-    t = state["step"].item()
-
     m = ema_(state["exp_avg"], grad, beta1)
     v = ema_sq_(state["exp_avg_sq"], grad, beta2)
     if amsgrad:
-        v = torch.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
-    denom = v.sqrt() / bias_correction(beta2, t) ** 0.5 + eps
-    param.sub_(lr / bias_correction(beta1, t) * m / denom)
+        v = running_max_(state["max_exp_avg_sq"], v)
+    denom = (v.sqrt() / bias_correction(beta2, t) ** 0.5).add_(eps)
+    param.addcdiv_(m, denom, value=-lr / bias_correction(beta1, t))
 
 
 class Adam(Optimizer):
@@ -77,7 +73,7 @@ class Adam(Optimizer):
 
     def update(self, param, grad, state, group):
         beta1, beta2 = group["betas"]
-        adam_update(param, grad, state, lr=as_scalar(group["lr"]), beta1=beta1, beta2=beta2,
+        adam_update(param, grad, state, lr=group["lr"], beta1=beta1, beta2=beta2,
                     eps=group["eps"], weight_decay=group["weight_decay"],
                     amsgrad=group["amsgrad"], decoupled=group["decoupled_weight_decay"])
 

@@ -1,11 +1,11 @@
-"""Adamax: Adam with the root-mean-square replaced by an exponentially weighted max (chapter 10)."""
+"""Adamax: Adam with the root-mean-square replaced by an exponentially weighted max ({ref}`ch-adamax-nadam-radam`)."""
 
 from __future__ import annotations
 
 import torch
 
-from .base import Optimizer, as_scalar, check, check_betas, check_lr, scalar_step_tensor
-from .pieces import bias_correction, ema_, l2_penalty
+from .base import Optimizer, check, check_betas, check_lr
+from .pieces import bias_correction, count_step_, ema_, init_state, l2_penalty
 
 
 def adamax_update(param, grad, state, *, lr, beta1, beta2, eps, weight_decay):
@@ -22,17 +22,12 @@ def adamax_update(param, grad, state, *, lr, beta1, beta2, eps, weight_decay):
     bias-corrected. ε sits inside the max: :math:`u_t \ge \epsilon` and the division is safe.
     Kingma & Ba (2015), section 7.1.
     """
+    init_state(state, param, "step", "exp_avg", "exp_inf")
+    t = count_step_(state)
     grad = l2_penalty(grad, param, weight_decay)
-    if not state:
-        state["step"] = scalar_step_tensor()
-        state["exp_avg"] = torch.zeros_like(param)
-        state["exp_inf"] = torch.zeros_like(param)
-    state["step"] += 1
-    t = state["step"].item()
-
     m = ema_(state["exp_avg"], grad, beta1)
-    u = torch.maximum(state["exp_inf"].mul_(beta2), grad.abs() + eps, out=state["exp_inf"])
-    param.sub_(lr / bias_correction(beta1, t) * m / u)
+    u = torch.maximum(state["exp_inf"].mul_(beta2), grad.abs().add_(eps), out=state["exp_inf"])
+    param.addcdiv_(m, u, value=-lr / bias_correction(beta1, t))
 
 
 class Adamax(Optimizer):
@@ -52,5 +47,5 @@ class Adamax(Optimizer):
 
     def update(self, param, grad, state, group):
         beta1, beta2 = group["betas"]
-        adamax_update(param, grad, state, lr=as_scalar(group["lr"]), beta1=beta1, beta2=beta2,
+        adamax_update(param, grad, state, lr=group["lr"], beta1=beta1, beta2=beta2,
                       eps=group["eps"], weight_decay=group["weight_decay"])

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from .base import Optimizer, as_scalar, check, check_lr, scalar_step_tensor
-from .pieces import l2_penalty
+from .base import Optimizer, check, check_lr
+from .pieces import count_step_, init_state, l2_penalty, step_counter
 
 
 def asgd_update(param, grad, state, *, lr, lambd, alpha, t0, weight_decay):
@@ -28,25 +28,21 @@ def asgd_update(param, grad, state, *, lr, lambd, alpha, t0, weight_decay):
     t − 1: μ_t < 1 first at t = t₀ + 3, so :math:`\bar\theta` averages θ from step t₀ + 2
     on.
     """
-    if not state:
-        step = scalar_step_tensor().to(param.device)
-        state["step"] = step
-        state["eta"] = torch.as_tensor(lr, dtype=step.dtype, device=step.device).reshape(()).clone()
-        state["mu"] = torch.ones_like(step)
-        state["ax"] = torch.zeros_like(param, memory_format=torch.preserve_format)
-    state["step"] += 1
+    # Unlike the other optimizers, ASGD keeps its scalars on the parameter's device, as torch.
+    init_state(state, param, ("step", lambda p: step_counter(0.0, p.device)),
+               ("eta", lambda p: step_counter(lr, p.device)),
+               ("mu", lambda p: step_counter(1.0, p.device)), "ax")
+    t = count_step_(state)
     g = l2_penalty(grad, param, weight_decay)
     eta_t, mu_t, avg = state["eta"].item(), state["mu"], state["ax"]
     param.mul_(1 - lambd * eta_t)
-    param.sub_(eta_t * g)
+    param.add_(g, alpha=-eta_t)
     if mu_t.item() != 1:
-        avg.add_((param - avg) * mu_t)
+        avg.add_(param.sub(avg).mul_(mu_t))
     else:
         avg.copy_(param)  # before averaging starts, the "average" is the last iterate
-
-    t = state["step"].item()
-    state["eta"].copy_(torch.as_tensor(lr / (1 + lambd * lr * t) ** alpha).reshape(()))
-    state["mu"].fill_(1 / max(1, t - t0))
+    state["eta"].copy_(torch.as_tensor(lr / (1 + lambd * lr * t) ** alpha))
+    state["mu"].copy_(torch.as_tensor(1 / max(1, t - t0)))
 
 
 class ASGD(Optimizer):
@@ -63,5 +59,5 @@ class ASGD(Optimizer):
         super().__init__(params, defaults)
 
     def update(self, param, grad, state, group):
-        asgd_update(param, grad, state, lr=as_scalar(group["lr"]), lambd=group["lambd"],
+        asgd_update(param, grad, state, lr=group["lr"], lambd=group["lambd"],
                     alpha=group["alpha"], t0=group["t0"], weight_decay=group["weight_decay"])

@@ -1,15 +1,24 @@
-"""What every optcore optimizer shares: the step loop and the argument checks.
+"""What every optcore optimizer shares: the step loop, its seam, and the argument checks.
 
-An optimizer here is a `torch.optim.Optimizer` whose `step` visits each parameter with a
-gradient and calls one short function, `update(param, grad, state, group)`, that mirrors the
-book's equations. Everything that is the same for all optimizers lives in this module, once:
-evaluating the closure, skipping parameters without gradients, negating the gradient for
-`maximize`, refusing sparse gradients, and seeing complex numbers as pairs of reals.
+An optimizer here is a `torch.optim.Optimizer` whose `step` does, once for all optimizers,
+what is not the algorithm: evaluating the closure, reading the learning rate, skipping
+parameters without gradients, negating the gradient for `maximize`, refusing sparse and
+complex tensors where the algorithm has no meaning for them, and undoing a step that fails
+half-way. The algorithm itself is one short function per tensor, `update(param, grad, state,
+group)`, that mirrors the book's equations. Between the two sits one seam, `update_group`,
+which by default loops over the group's tensors; a multi-tensor (foreach) implementation can
+replace it for one optimizer without touching the math.
 """
 
 from __future__ import annotations
 
+import copy
+
 import torch
+
+#: The speed switches of torch.optim. optcore accepts them so that it stays a drop-in
+#: replacement, but has no such path yet: True is refused, never silently ignored.
+FAST_PATHS = ("foreach", "fused", "capturable", "differentiable")
 
 
 def check(ok, name: str, value, rule: str) -> None:
@@ -26,8 +35,10 @@ def check_lr(lr) -> None:
 
 
 def check_betas(betas, names=("betas[0]", "betas[1]")) -> None:
-    """Both decay rates in [0, 1)."""
-    for name, beta in zip(names, betas, strict=True):
+    """A pair of decay rates, each in [0, 1)."""
+    if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+        raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
+    for name, beta in zip(names, betas):
         if isinstance(beta, torch.Tensor):
             check(beta.numel() == 1, name, beta, "a float or a one-element tensor")
         check(0.0 <= beta < 1.0, name, beta, f"0 <= {name} < 1")
@@ -39,11 +50,17 @@ def as_scalar(x):
     return x.squeeze() if isinstance(x, torch.Tensor) and x.dim() != 0 else x
 
 
-def scalar_step_tensor() -> torch.Tensor:
-    """The step counter as torch.optim stores it: a 0-d float tensor (float64 under a float64
-    default dtype), so that optcore and torch.optim checkpoints have the same layout."""
-    dtype = torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
-    return torch.tensor(0.0, dtype=dtype)
+def refuse_fast_paths(name: str, group: dict) -> None:
+    """Refuse a parameter group that asks for a speed switch optcore does not have."""
+    if group.get("foreach") and group.get("fused"):
+        raise RuntimeError("`fused` and `foreach` cannot be `True` together.")
+    for switch in FAST_PATHS:
+        if group.get(switch):
+            raise NotImplementedError(
+                f"{name}({switch}=True): optcore has no {switch} implementation; it runs "
+                f"one readable per-tensor loop, which computes the same update. Leave "
+                f"{switch} at its default (None or False), or use torch.optim.{name} for "
+                f"the {switch} path.")
 
 
 class Optimizer(torch.optim.Optimizer):
@@ -52,32 +69,72 @@ class Optimizer(torch.optim.Optimizer):
     ``update`` receives real tensors: a complex parameter, its gradient and its complex state
     are viewed as real tensors with a trailing dimension of two (``torch.view_as_real``), which
     is how torch.optim treats complex numbers, so each real and imaginary part gets its own
-    adaptive statistics. ``grad`` is already negated when the group has ``maximize=True``.
-    ``update`` changes ``param`` and the tensors in ``state`` in place; it may add new entries
-    to ``state``.
+    adaptive statistics. ``grad`` is already negated when the group has ``maximize=True``, and
+    ``group["lr"]`` is a number or a 0-d tensor. ``update`` creates the entries of ``state``
+    on the first step and changes ``param`` and them in place.
     """
 
     #: Optimizers that accept sparse gradients set this to True.
     supports_sparse_grad = False
+    #: Optimizers whose math has no meaning for a complex matrix seen as real pairs (a
+    #: Kronecker factor, an orthogonalization, a factored second moment) set this to False.
+    supports_complex = True
+
+    def add_param_group(self, param_group):
+        super().add_param_group(param_group)
+        group = self.param_groups[-1]
+        name = type(self).__name__
+        try:
+            refuse_fast_paths(name, group)
+            complex_params = [p for p in group["params"] if torch.is_complex(p)]
+            if complex_params and not self.supports_complex:
+                raise ValueError(
+                    f"{name} does not support complex parameters (got "
+                    f"{complex_params[0].dtype}); optimize torch.view_as_real(p) as a real "
+                    f"parameter if treating real and imaginary parts separately is what you mean.")
+        except Exception:
+            self.param_groups.pop()
+            raise
 
     def update(self, param: torch.Tensor, grad: torch.Tensor, state: dict, group: dict) -> None:
         raise NotImplementedError
 
+    def update_group(self, params: list, grads: list, states: list, group: dict) -> None:
+        """Update one parameter group: by default one tensor at a time. The seam for a
+        multi-tensor implementation, which receives the same lists."""
+        for param, grad, state in zip(params, grads, states, strict=True):
+            self._update_real(param, grad, state, group)
+
     @torch.no_grad()
     def step(self, closure=None):
-        """Perform one optimization step; ``closure`` re-evaluates the loss and returns it."""
+        """Perform one optimization step; ``closure`` re-evaluates the loss and returns it.
+
+        If anything raises during the step, every parameter and every state entry is put back
+        as it was before the step, so a failed step can be retried or skipped.
+        """
         loss = None
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        for group in self.param_groups:
-            for param in group["params"]:
-                if param.grad is None:
-                    continue
-                self._check_sparse(param.grad)
-                grad = -param.grad if group.get("maximize", False) else param.grad
-                self._update_real(param, grad, self.state[param], group)
+        work = [self._gather(group) for group in self.param_groups]  # checks before changes
+        with undo_on_error(self.state, [p for params, _, _ in work for p in params]):
+            for (params, grads, states), group in zip(work, self.param_groups):
+                if params:
+                    self.update_group(params, grads, states, {**group, "lr": as_scalar(group["lr"])})
         return loss
+
+    def _gather(self, group):
+        """The group's parameters that have a gradient, their gradients (negated when
+        maximizing) and their states."""
+        params, grads, states = [], [], []
+        for param in group["params"]:
+            if param.grad is None:
+                continue
+            self._check_sparse(param.grad)
+            params.append(param)
+            grads.append(-param.grad if group.get("maximize", False) else param.grad)
+            states.append(self.state[param])
+        return params, grads, states
 
     def _check_sparse(self, grad: torch.Tensor) -> None:
         if grad.is_sparse and not self.supports_sparse_grad:
@@ -110,4 +167,48 @@ def _as_real(value):
     return value
 
 
-__all__ = ["Optimizer", "as_scalar", "check", "check_lr", "check_betas", "scalar_step_tensor"]
+class undo_on_error:
+    """``with undo_on_error(optimizer.state, params):`` — if the block fails, nothing changed.
+
+    On entry it copies ``params`` and their state entries; if the block raises (an exception,
+    or Ctrl-C), each parameter and state tensor gets its old values back, in place (the same
+    tensor objects, so views and shared memory stay valid), entries the block created are
+    removed, and the exception goes on. The price is one copy of the parameters and their
+    state per step; a fast path that validates before it writes could do without it.
+    ``copy_state`` copies one parameter's state dict (deeply by default; an optimizer that
+    never changes its state tensors in place can pass a cheaper copy).
+    """
+
+    def __init__(self, state, params, copy_state=copy.deepcopy):
+        self.state, self.params, self.copy_state = state, list(params), copy_state
+
+    def __enter__(self):
+        self.saved = []
+        for p in self.params:
+            s = self.state.get(p)
+            entries = None if s is None else (dict(s), self.copy_state(dict(s)))
+            self.saved.append((p, p.detach().clone(), entries))
+        return self
+
+    @torch.no_grad()
+    def __exit__(self, kind, error, traceback):
+        if kind is None:
+            return False
+        for p, value, entries in self.saved:
+            p.copy_(value)
+            if entries is None:
+                self.state.pop(p, None)  # the failed step created this state
+                continue
+            originals, values = entries
+            state = self.state[p]
+            state.clear()
+            for key, value in values.items():
+                original = originals[key]
+                if isinstance(original, torch.Tensor) and original.shape == value.shape:
+                    original.copy_(value)
+                    value = original
+                state[key] = value
+        return False
+
+
+__all__ = ["Optimizer", "as_scalar", "check", "check_lr", "check_betas", "undo_on_error"]

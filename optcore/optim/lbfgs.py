@@ -7,7 +7,7 @@ from typing import NamedTuple
 
 import torch
 
-from .base import as_scalar, check, check_lr
+from .base import as_scalar, check, check_lr, undo_on_error
 
 CLOSURE_HELP = """\
 L-BFGS evaluates the loss several times per step (its inner iterations and line search), so \
@@ -182,6 +182,11 @@ def wolfe_zoom(obj_func, x, d, start, bracket, done, evals, c1, c2, tolerance_ch
     return bracket[lo], evals
 
 
+def copy_lists(state: dict) -> dict:
+    """A copy of a state dict whose lists are copied too (their tensors are shared)."""
+    return {key: list(value) if isinstance(value, list) else value for key, value in state.items()}
+
+
 class LBFGS(torch.optim.Optimizer):
     """Drop-in replacement for ``torch.optim.LBFGS`` (same arguments, defaults and state).
 
@@ -265,7 +270,13 @@ class LBFGS(torch.optim.Optimizer):
         if closure is None or not callable(closure):
             raise TypeError(CLOSURE_HELP)
         closure = torch.enable_grad()(closure)
+        # A closure that raises half-way through leaves the parameters and the memory as they
+        # were. The state's tensors are never changed in place, only its lists, so copying
+        # the lists is enough (a deep copy would copy the whole history every step).
+        with undo_on_error(self.state, self._params, copy_state=copy_lists):
+            return self._step(closure)
 
+    def _step(self, closure):
         group = self.param_groups[0]
         lr = as_scalar(group["lr"])
         max_iter, max_eval = group["max_iter"], group["max_eval"]
@@ -316,10 +327,7 @@ class LBFGS(torch.optim.Optimizer):
                     state["al"] = [None] * history_size
                 d = two_loop_recursion(g, S, Y, rho, H_diag, state["al"])
 
-            if g_prev is None:
-                g_prev = g.clone(memory_format=torch.contiguous_format)
-            else:
-                g_prev.copy_(g)
+            g_prev = g.clone(memory_format=torch.contiguous_format)
             prev_loss = loss
 
             # Step length

@@ -1,15 +1,13 @@
-"""Lion: the sign of an interpolated momentum, found by program search (chapter 13)."""
+"""Lion: the sign of an interpolated momentum, found by program search ({ref}`ch-sign-methods`)."""
 
 from __future__ import annotations
 
-import torch
-
-from .base import Optimizer, as_scalar, check, check_betas, check_lr
-from .pieces import decoupled_decay_, ema_
+from .base import Optimizer, check, check_betas, check_lr
+from .pieces import decoupled_decay_, ema_, init_state, sign_step_
 
 
 def lion_update(param, grad, state, *, lr, betas, weight_decay):
-    r"""One Lion step on one tensor, in place (chapter 13).
+    r"""One Lion step on one tensor, in place ({ref}`ch-sign-methods`).
 
     .. math::
         c_t &= \beta_1 m_{t-1} + (1 - \beta_1)\, g_t                                  \\
@@ -24,13 +22,12 @@ def lion_update(param, grad, state, *, lr, betas, weight_decay):
     sign, as torch.optim.Rprop does.
     """
     beta1, beta2 = betas
-    m = state.get("exp_avg")
-    if m is None:
-        m = state["exp_avg"] = torch.zeros_like(param)
+    init_state(state, param, "exp_avg")
+    m = state["exp_avg"]
     # c_t is a fresh tensor: interpolating into m in place would store β₁, not β₂, in the state.
     c = beta1 * m + (1 - beta1) * grad
     decoupled_decay_(param, lr, weight_decay)
-    param.sub_(lr * torch.sign(c))
+    sign_step_(param, c, lr)
     ema_(m, grad, beta2)
 
 
@@ -45,5 +42,5 @@ class Lion(Optimizer):
         super().__init__(params, defaults)
 
     def update(self, param, grad, state, group):
-        lion_update(param, grad, state, lr=as_scalar(group["lr"]), betas=group["betas"],
+        lion_update(param, grad, state, lr=group["lr"], betas=group["betas"],
                     weight_decay=group["weight_decay"])

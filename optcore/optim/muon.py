@@ -6,8 +6,8 @@ import math
 
 import torch
 
-from .base import Optimizer, as_scalar, check, check_lr
-from .pieces import decoupled_decay_, ema_
+from .base import Optimizer, check, check_lr
+from .pieces import decoupled_decay_, ema_, init_state
 
 #: Keller Jordan's quintic coefficients (a, b, c), tuned for the largest slope at zero.
 NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)
@@ -74,10 +74,10 @@ def adjusted_lr(lr, adjust_lr_fn, shape):
 
 def muon_update(param, grad, state, *, lr, weight_decay, momentum, nesterov, ns_coefficients,
                 eps, ns_steps, adjust_lr_fn):
-    r"""One Muon step on one weight matrix, in place (chapter 14).
+    r"""One Muon step on one weight matrix, in place ({ref}`ch-muon`).
 
     .. math::
-        M_t &= \mu M_{t-1} + (1-\mu)\, g_t,\quad M_0 = 0      && \text{(an EMA, chapter 04)}\\
+        M_t &= \mu M_{t-1} + (1-\mu)\, g_t,\quad M_0 = 0      && \text{(an EMA, {ref}`ch-ema`)}\\
         D_t &= (1-\mu)\, g_t + \mu M_t \text{ if nesterov else } M_t\\
         O_t &= \mathrm{NS}_{k}^{(a,b,c)}(D_t;\ \varepsilon)   && \text{(≈ orthogonal factor)}\\
         \theta_t &= \theta_{t-1}(1 - \eta\lambda) - \eta'\, O_t
@@ -89,13 +89,13 @@ def muon_update(param, grad, state, *, lr, weight_decay, momentum, nesterov, ns_
     """
     if grad.ndim != 2:
         raise ValueError(f"Muon's gradient must be a 2-D matrix, got shape {tuple(grad.shape)}")
+    init_state(state, param, "momentum_buffer")
     M = ema_(state["momentum_buffer"], grad, momentum)
     D = grad.lerp(M, momentum) if nesterov else M
     O = newton_schulz(D, ns_coefficients, ns_steps, eps)
     eta = adjusted_lr(lr, adjust_lr_fn, param.shape)
     decoupled_decay_(param, lr, weight_decay)
-    # O is bfloat16: bring it to θ's dtype first, or the product with η' would round to it too.
-    param.sub_(O.to(param.dtype) * eta)
+    param.add_(O, alpha=-eta)  # O is bfloat16; add_ computes θ − η'·O in θ's dtype
 
 
 class Muon(Optimizer):
@@ -107,6 +107,9 @@ class Muon(Optimizer):
     itself and Newton–Schulz divides it by its norm with ``div_``); here the buffer stays
     the EMA of the gradients that the algorithm describes.
     """
+
+    #: A complex matrix seen as real pairs is no longer the matrix to orthogonalize.
+    supports_complex = False
 
     def __init__(self, params, lr=1e-3, weight_decay=0.1, momentum=0.95, nesterov=True,
                  ns_coefficients=NS_COEFFICIENTS, eps=EPS, ns_steps=NS_STEPS,
@@ -138,17 +141,7 @@ class Muon(Optimizer):
                     f"kernel, to 2-D (out_channels, -1) before handing it to Muon.")
 
     def update(self, param, grad, state, group):
-        if "momentum_buffer" not in state:
-            state["momentum_buffer"] = torch.zeros_like(grad)
-        lr = group["lr"]
-        muon_update(param, grad, state, lr=as_scalar(lr),
-                    weight_decay=group["weight_decay"], momentum=group["momentum"],
-                    nesterov=group["nesterov"], ns_coefficients=group["ns_coefficients"],
-                    eps=group["eps"], ns_steps=group["ns_steps"],
-                    adjust_lr_fn=group["adjust_lr_fn"])
-
-    def _update_real(self, param, grad, state, group):
-        # A complex matrix seen as real pairs is no longer the matrix to orthogonalize.
-        if torch.is_complex(param):
-            raise RuntimeError("Muon does not support complex parameters")
-        super()._update_real(param, grad, state, group)
+        muon_update(param, grad, state, lr=group["lr"], weight_decay=group["weight_decay"],
+                    momentum=group["momentum"], nesterov=group["nesterov"],
+                    ns_coefficients=group["ns_coefficients"], eps=group["eps"],
+                    ns_steps=group["ns_steps"], adjust_lr_fn=group["adjust_lr_fn"])

@@ -1,11 +1,10 @@
-"""NAdam: Adam with Nesterov momentum and a warming-up momentum schedule (chapter 10)."""
+"""NAdam: Adam with Nesterov momentum and a warming-up momentum schedule ({ref}`ch-adamax-nadam-radam`)."""
 
 from __future__ import annotations
 
-import torch
-
-from .base import Optimizer, as_scalar, check, check_betas, check_lr, scalar_step_tensor
-from .pieces import bias_correction, ema_, ema_sq_, weight_decay_
+from .base import Optimizer, check, check_betas, check_lr
+from .pieces import (bias_correction, count_step_, ema_, ema_sq_, init_state, step_counter,
+                     weight_decay_)
 
 
 def nadam_mu(beta1, momentum_decay, t):
@@ -34,30 +33,24 @@ def nadam_update(param, grad, state, *, lr, beta1, beta2, eps, weight_decay, mom
     the constant :math:`\beta_1`; the schedule only enters :math:`\hat m_t`.
     Dozat (2016), "Incorporating Nesterov Momentum into Adam".
     """
+    # Π_t is a 0-d tensor like the step, as in torch: float32 unless the default dtype is
+    # float64, so it is rounded to float32 even for float64 parameters (and torch's
+    # load_state_dict later casts it to the parameter's dtype, bfloat16 included).
+    init_state(state, param, "step", ("mu_product", lambda _: step_counter(1.0)), "exp_avg",
+               "exp_avg_sq")
+    t = count_step_(state)
     grad = weight_decay_(param, grad, lr, weight_decay, decoupled)
-    if not state:
-        state["step"] = scalar_step_tensor()
-        # Π_t is a 0-d tensor like the step, as in torch: float32 unless the default dtype is
-        # float64, so it is rounded to float32 even for float64 parameters (and torch's
-        # load_state_dict later casts it to the parameter's dtype, bfloat16 included).
-        state["mu_product"] = scalar_step_tensor().fill_(1.0)
-        state["exp_avg"] = torch.zeros_like(param)
-        state["exp_avg_sq"] = torch.zeros_like(param)
-    state["step"] += 1
-    t = state["step"].item()
-
     mu, mu_next = nadam_mu(beta1, momentum_decay, t), nadam_mu(beta1, momentum_decay, t + 1)
     state["mu_product"] *= mu
     pi = state["mu_product"].item()
 
     m = ema_(state["exp_avg"], grad, beta1)
     v = ema_sq_(state["exp_avg_sq"], grad, beta2)
-    denom = (v / bias_correction(beta2, t)).sqrt() + eps
-    # η m̂_t with η folded into each coefficient, as torch does: a float32 tensor η then
-    # rounds the coefficients to float32 in both libraries alike.
-    eta_g = lr * (1.0 - mu) / (1.0 - pi)
-    eta_m = lr * mu_next / (1.0 - pi * mu_next)
-    param.sub_((eta_m * m + eta_g * grad) / denom)
+    denom = v.div(bias_correction(beta2, t)).sqrt_().add_(eps)
+    # η m̂_t / denom as two steps, the fresh gradient's and the momentum's, with η folded into
+    # each coefficient as torch does (a float32 tensor η then rounds both alike).
+    param.addcdiv_(grad, denom, value=-lr * (1.0 - mu) / (1.0 - pi))
+    param.addcdiv_(m, denom, value=-lr * mu_next / (1.0 - pi * mu_next))
 
 
 class NAdam(Optimizer):
@@ -79,7 +72,7 @@ class NAdam(Optimizer):
 
     def update(self, param, grad, state, group):
         beta1, beta2 = group["betas"]
-        nadam_update(param, grad, state, lr=as_scalar(group["lr"]), beta1=beta1, beta2=beta2,
+        nadam_update(param, grad, state, lr=group["lr"], beta1=beta1, beta2=beta2,
                      eps=group["eps"], weight_decay=group["weight_decay"],
                      momentum_decay=group["momentum_decay"],
                      decoupled=group["decoupled_weight_decay"])

@@ -1,11 +1,9 @@
-"""RAdam: Adam that turns its adaptive step on once that step's variance is finite (chapter 10)."""
+"""RAdam: Adam that turns its adaptive step on once that step's variance is finite ({ref}`ch-adamax-nadam-radam`)."""
 
 from __future__ import annotations
 
-import torch
-
-from .base import Optimizer, as_scalar, check, check_betas, check_lr, scalar_step_tensor
-from .pieces import bias_correction, ema_, ema_sq_, weight_decay_
+from .base import Optimizer, check, check_betas, check_lr
+from .pieces import bias_correction, count_step_, ema_, ema_sq_, init_state, weight_decay_
 
 
 def radam_update(param, grad, state, *, lr, beta1, beta2, eps, weight_decay, decoupled=False):
@@ -34,26 +32,21 @@ def radam_update(param, grad, state, *, lr, beta1, beta2, eps, weight_decay, dec
     :math:`\sqrt{v_t}` before bias correction. Liu et al. (2020), "On the Variance of the
     Adaptive Learning Rate and Beyond".
     """
+    init_state(state, param, "step", "exp_avg", "exp_avg_sq")
+    t = count_step_(state)
     grad = weight_decay_(param, grad, lr, weight_decay, decoupled)
-    if not state:
-        state["step"] = scalar_step_tensor()
-        state["exp_avg"] = torch.zeros_like(param)
-        state["exp_avg_sq"] = torch.zeros_like(param)
-    state["step"] += 1
-    t = state["step"].item()
-
     m = ema_(state["exp_avg"], grad, beta1)
     v = ema_sq_(state["exp_avg_sq"], grad, beta2)
     m_hat = m / bias_correction(beta1, t)
     rho_inf = 2 / (1 - beta2) - 1
     rho_t = rho_inf - 2 * t * beta2**t / bias_correction(beta2, t)
     if rho_t > 5.0:
+        adaptive = bias_correction(beta2, t) ** 0.5 / v.sqrt().add_(eps)
         r_t = ((rho_t - 4) * (rho_t - 2) * rho_inf
                / ((rho_inf - 4) * (rho_inf - 2) * rho_t)) ** 0.5
-        adaptive = bias_correction(beta2, t) ** 0.5 / (v.sqrt() + eps)
-        param.sub_(m_hat * lr * r_t * adaptive)  # m̂ first: a tensor η stays unrounded
+        param.add_(m_hat * lr * adaptive * r_t, alpha=-1.0)  # in torch's order of products
     else:
-        param.sub_(lr * m_hat)
+        param.add_(m_hat * lr, alpha=-1.0)
 
 
 class RAdam(Optimizer):
@@ -74,6 +67,6 @@ class RAdam(Optimizer):
 
     def update(self, param, grad, state, group):
         beta1, beta2 = group["betas"]
-        radam_update(param, grad, state, lr=as_scalar(group["lr"]), beta1=beta1, beta2=beta2,
+        radam_update(param, grad, state, lr=group["lr"], beta1=beta1, beta2=beta2,
                      eps=group["eps"], weight_decay=group["weight_decay"],
                      decoupled=group["decoupled_weight_decay"])

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import torch
-
-from .base import Optimizer, as_scalar, check, check_lr, scalar_step_tensor
-from .pieces import ema_, ema_sq_, l2_penalty
+from .base import Optimizer, check, check_lr
+from .pieces import count_step_, ema_, ema_sq_, init_state, l2_penalty
 
 
 def rmsprop_update(param, grad, state, *, lr, alpha, eps, weight_decay, momentum, centered):
-    r"""One RMSprop step on one tensor, in place (chapter 06).
+    r"""One RMSprop step on one tensor, in place ({ref}`ch-rmsprop-adadelta`).
 
     .. math::
         g_t &\leftarrow g_t + \lambda\,\theta_{t-1} && \text{(L2 penalty)}\\
@@ -25,27 +23,23 @@ def rmsprop_update(param, grad, state, *, lr, alpha, eps, weight_decay, momentum
     root and does no bias correction: v_0 = 0, so v_1 = (1 − α) g_1² and the first step has
     length about η/√(1 − α) per coordinate (10η for the default α = 0.99).
     """
-    if not state:
-        state["step"] = scalar_step_tensor()
-        state["square_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
-        if momentum > 0:
-            state["momentum_buffer"] = torch.zeros_like(param, memory_format=torch.preserve_format)
-        if centered:
-            state["grad_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
-    state["step"] += 1
-    g = l2_penalty(grad, param, weight_decay)
-    v = ema_sq_(state["square_avg"], g, alpha)
+    buffers = (["momentum_buffer"] if momentum > 0 else []) + (["grad_avg"] if centered else [])
+    init_state(state, param, "step", "square_avg", *buffers)
+    count_step_(state)
+    grad = l2_penalty(grad, param, weight_decay)
+    v = ema_sq_(state["square_avg"], grad, alpha)
     if centered:
-        m = ema_(state["grad_avg"], g, alpha)
-        s = (v - m * m).sqrt() + eps  # the variance, not the raw second moment
+        m = ema_(state["grad_avg"], grad, alpha)
+        s = v.addcmul(m, m, value=-1).sqrt_()  # the variance v − m², not the raw second moment
     else:
-        s = v.sqrt() + eps
+        s = v.sqrt()
+    s.add_(eps)
     if momentum > 0:
         b = state["momentum_buffer"]
-        b.mul_(momentum).add_(g / s)
-        param.sub_(lr * b)
+        b.mul_(momentum).addcdiv_(grad, s)  # the heavy ball on the scaled gradient g / s
+        param.add_(b, alpha=-lr)
     else:
-        param.sub_(lr * g / s)
+        param.addcdiv_(grad, s, value=-lr)
 
 
 class RMSprop(Optimizer):
@@ -67,6 +61,6 @@ class RMSprop(Optimizer):
         super().__init__(params, defaults)
 
     def update(self, param, grad, state, group):
-        rmsprop_update(param, grad, state, lr=as_scalar(group["lr"]), alpha=group["alpha"],
+        rmsprop_update(param, grad, state, lr=group["lr"], alpha=group["alpha"],
                        eps=group["eps"], weight_decay=group["weight_decay"],
                        momentum=group["momentum"], centered=group["centered"])

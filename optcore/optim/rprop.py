@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import torch
 
-from .base import Optimizer, check, check_lr, scalar_step_tensor
+from .base import Optimizer, check, check_lr
+from .pieces import count_step_, init_state
 
 
 def rprop_update(param, grad, state, *, lr, etas, step_sizes):
-    r"""One Rprop step on one tensor, in place (chapter 13); torch's variant is iRprop⁻.
+    r"""One Rprop step on one tensor, in place ({ref}`ch-sign-methods`); torch's variant is iRprop⁻.
 
     .. math::
         s_t &= \operatorname{clip}\bigl(s_{t-1} \cdot f_t,\ s_{\min},\ s_{\max}\bigr),\quad
@@ -29,18 +30,16 @@ def rprop_update(param, grad, state, *, lr, etas, step_sizes):
     """
     eta_minus, eta_plus = etas
     s_min, s_max = step_sizes
-    if not state:
-        state["step"] = scalar_step_tensor()
-        state["prev"] = torch.zeros_like(param, memory_format=torch.preserve_format)
-        state["step_size"] = torch.full_like(param, float(lr))
-    state["step"] += 1
+    init_state(state, param, "step", "prev",
+               ("step_size", lambda param: torch.full_like(param, float(lr))))
+    count_step_(state)
     p, s = state["prev"], state["step_size"]
-    agreement = grad * p  # > 0: same sign as last time; < 0: it flipped; 0: no history
+    agreement = grad.mul(p)  # > 0: same sign as last time; < 0: it flipped; 0: no history
     factor = torch.ones_like(grad).masked_fill_(agreement > 0, eta_plus)
     factor.masked_fill_(agreement < 0, eta_minus)
     s.mul_(factor).clamp_(s_min, s_max)
     g = grad.masked_fill(agreement < 0, 0)
-    param.sub_(g.sign() * s)
+    param.addcmul_(g.sign(), s, value=-1)
     p.copy_(g)
 
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-
-from .base import Optimizer, as_scalar, check, check_lr
-from .pieces import l2_penalty
+from .base import Optimizer, check, check_lr
+from .pieces import heavy_ball_, l2_penalty
 
 
 def sgd_update(param, grad, state, *, lr, momentum, dampening, weight_decay, nesterov):
-    r"""One SGD step on one tensor, in place (chapters 01–03).
+    r"""One SGD step on one tensor, in place ({ref}`ch-gradient-descent`, {ref}`ch-momentum`,
+    {ref}`ch-nesterov`).
 
     .. math::
         g_t &\leftarrow g_t + \lambda\,\theta_{t-1}                       && \text{(L2 penalty)}\\
@@ -34,9 +34,9 @@ def sgd_update(param, grad, state, *, lr, momentum, dampening, weight_decay, nes
         if buf is None:
             buf = state["momentum_buffer"] = grad.clone()
         else:
-            buf.mul_(momentum).add_(grad, alpha=1 - dampening)
-        grad = grad + momentum * buf if nesterov else buf
-    param.sub_(lr * grad)
+            heavy_ball_(buf, grad, momentum, dampening)
+        grad = grad.add(buf, alpha=momentum) if nesterov else buf
+    param.add_(grad, alpha=-lr)
 
 
 class SGD(Optimizer):
@@ -58,6 +58,6 @@ class SGD(Optimizer):
         super().__init__(params, defaults)
 
     def update(self, param, grad, state, group):
-        sgd_update(param, grad, state, lr=as_scalar(group["lr"]), momentum=group["momentum"],
+        sgd_update(param, grad, state, lr=group["lr"], momentum=group["momentum"],
                    dampening=group["dampening"], weight_decay=group["weight_decay"],
                    nesterov=group["nesterov"])

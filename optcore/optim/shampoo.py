@@ -1,4 +1,4 @@
-"""Shampoo: one preconditioner per dimension of a tensor, a Kronecker product (chapter 12)."""
+"""Shampoo: one preconditioner per dimension of a tensor, a Kronecker product ({ref}`ch-shampoo-soap`)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from itertools import chain
 
 import torch
 
-from .base import Optimizer, as_scalar, check, check_lr, scalar_step_tensor
-from .pieces import l2_penalty
+from .base import Optimizer, check, check_lr
+from .pieces import count_step_, heavy_ball_, init_state, l2_penalty
 
 
 def statistics_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -42,7 +42,7 @@ def mode_product(G, P, i):
 
 def shampoo_update(param, grad, state, *, lr, momentum, weight_decay, epsilon, beta,
                    update_freq):
-    r"""One Shampoo step on one tensor of order k, in place (chapter 12).
+    r"""One Shampoo step on one tensor of order k, in place ({ref}`ch-shampoo-soap`).
 
     .. math::
         G_t &= g_t + \lambda\,\theta_{t-1}                            && \text{(L2 penalty)}\\
@@ -60,18 +60,17 @@ def shampoo_update(param, grad, state, *, lr, momentum, weight_decay, epsilon, b
     :math:`\theta_t = \theta_{t-1} - \eta\, L_t^{-1/4} G_t R_t^{-1/4}`. β = 1 is the paper's
     running sum; β < 1 an exponential average, in which the ε I start decays as εβᵗ. A 0-d
     parameter is treated as a vector of one entry (order 1: AdaGrad's η g/√(ε + Σ g²)).
-    Each dimension of size n costs an n × n statistic and an n³ eigendecomposition.
+    Each dimension of size n costs an n × n statistic and an n³ eigendecomposition. A
+    non-finite gradient is refused (:func:`refuse_non_finite`).
     """
     shape = param.shape if param.dim() > 0 else (1,)
     k = len(shape)
     dtype = statistics_dtype(param.dtype)
     G = l2_penalty(grad, param, weight_decay).reshape(shape).to(dtype)
-    if not state:
-        state["step"] = scalar_step_tensor()
-        state["statistics"] = [epsilon * torch.eye(n, dtype=dtype, device=param.device)
-                               for n in shape]
-    state["step"] += 1
-    t = int(state["step"].item())
+    refuse_non_finite(G)
+    init_state(state, param, "step", ("statistics", lambda p: [
+        epsilon * torch.eye(n, dtype=dtype, device=p.device) for n in shape]))
+    t = int(count_step_(state))
 
     for i, H in enumerate(state["statistics"]):
         G_i = G.movedim(i, 0).reshape(shape[i], -1)
@@ -84,11 +83,22 @@ def shampoo_update(param, grad, state, *, lr, momentum, weight_decay, epsilon, b
         G = mode_product(G, P, i)
     G = G.reshape(param.shape).to(param.dtype)
     if momentum != 0:
-        buf = state.get("momentum_buffer")
-        if buf is None:
-            buf = state["momentum_buffer"] = torch.zeros_like(param)
-        G = buf.mul_(momentum).add_(G)
-    param.sub_(lr * G)
+        if "momentum_buffer" not in state:
+            state["momentum_buffer"] = torch.zeros_like(param)
+        G = heavy_ball_(state["momentum_buffer"], G, momentum)
+    param.add_(G, alpha=-lr)
+
+
+def refuse_non_finite(G):
+    """Stop before a NaN or infinite gradient reaches the statistics: H would stay non-finite
+    for good, and every later eigendecomposition would fail."""
+    if not torch.isfinite(G).all():
+        raise FloatingPointError(
+            "Shampoo got a non-finite gradient (NaN or inf) for a parameter of shape "
+            f"{tuple(G.shape)}. The step was not taken: no parameter or statistic changed. "
+            "Find where the loss or its gradient overflows (lower the learning rate, clip "
+            "gradients), or skip such steps: torch.amp.GradScaler's scaler.step(optimizer) "
+            "does that for you, and so does checking torch.isfinite on the loss.")
 
 
 class Shampoo(Optimizer):
@@ -99,6 +109,8 @@ class Shampoo(Optimizer):
     :func:`statistics_dtype`); ``momentum_buffer`` when ``momentum > 0``. Complex parameters
     are refused: seen as real pairs they would gain a spurious dimension of size 2.
     """
+
+    supports_complex = False
 
     def __init__(self, params, lr=0.1, momentum=0.0, weight_decay=0.0, epsilon=1e-4, beta=1.0,
                  update_freq=1, maximize=False):
@@ -112,16 +124,6 @@ class Shampoo(Optimizer):
         defaults = dict(lr=lr, momentum=momentum, weight_decay=weight_decay, epsilon=epsilon,
                         beta=beta, update_freq=update_freq, maximize=maximize)
         super().__init__(params, defaults)
-
-    def add_param_group(self, param_group):
-        super().add_param_group(param_group)
-        complex_params = [p for p in self.param_groups[-1]["params"] if torch.is_complex(p)]
-        if complex_params:
-            self.param_groups.pop()
-            raise TypeError(
-                f"Shampoo does not support complex parameters (got {complex_params[0].dtype}); "
-                f"optimize torch.view_as_real(p) as a real parameter if that is what you mean."
-            )
 
     def load_state_dict(self, state_dict):
         super().load_state_dict(state_dict)
@@ -140,6 +142,6 @@ class Shampoo(Optimizer):
                     ]
 
     def update(self, param, grad, state, group):
-        shampoo_update(param, grad, state, lr=as_scalar(group["lr"]), momentum=group["momentum"],
+        shampoo_update(param, grad, state, lr=group["lr"], momentum=group["momentum"],
                        weight_decay=group["weight_decay"], epsilon=group["epsilon"],
                        beta=group["beta"], update_freq=group["update_freq"])

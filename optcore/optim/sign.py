@@ -1,11 +1,9 @@
-"""signSGD and Signum: step by the sign of the gradient or of its moving average (chapter 13)."""
+"""signSGD and Signum: step by the sign of the gradient or of its moving average ({ref}`ch-sign-methods`)."""
 
 from __future__ import annotations
 
-import torch
-
-from .base import Optimizer, as_scalar, check, check_lr
-from .pieces import decoupled_decay_, ema_
+from .base import Optimizer, check, check_lr
+from .pieces import decoupled_decay_, ema_, init_state, sign_step_
 
 
 def signsgd_update(param, grad, state, *, lr, momentum, weight_decay):
@@ -16,19 +14,17 @@ def signsgd_update(param, grad, state, *, lr, momentum, weight_decay):
         \theta_t &\leftarrow \theta_{t-1}\,(1 - \eta\lambda) - \eta\,\operatorname{sign}(m_t)
 
     with :math:`m_t = g_t` when μ = 0. Bernstein, Wang, Azizzadenesheli & Anandkumar (2018),
-    "signSGD: Compressed Optimisation for Non-Convex Problems", Algorithms 1 and 2 (chapter 13).
+    "signSGD: Compressed Optimisation for Non-Convex Problems", Algorithms 1 and 2 ({ref}`ch-sign-methods`).
     Because only the sign of m is used, the factor 1 − μ never changes a step; it is kept so
     that m is an average of gradients, as in the paper. Weight decay is decoupled: a sign step
     has a fixed size, so an L2 term added to g would only ever flip signs, not shrink weights.
     A complex parameter arrives as real pairs; real and imaginary parts take their own signs.
     """
     if momentum != 0:
-        m = state.get("momentum_buffer")
-        if m is None:
-            m = state["momentum_buffer"] = torch.zeros_like(param)
-        grad = ema_(m, grad, momentum)
+        init_state(state, param, "momentum_buffer")
+        grad = ema_(state["momentum_buffer"], grad, momentum)
     decoupled_decay_(param, lr, weight_decay)
-    param.sub_(lr * torch.sign(grad))
+    sign_step_(param, grad, lr)
 
 
 class SignSGD(Optimizer):
@@ -42,5 +38,5 @@ class SignSGD(Optimizer):
         super().__init__(params, defaults)
 
     def update(self, param, grad, state, group):
-        signsgd_update(param, grad, state, lr=as_scalar(group["lr"]), momentum=group["momentum"],
+        signsgd_update(param, grad, state, lr=group["lr"], momentum=group["momentum"],
                        weight_decay=group["weight_decay"])

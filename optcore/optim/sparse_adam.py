@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from .base import Optimizer, as_scalar, check, check_betas, check_lr
-from .pieces import bias_correction, ema_, ema_sq_
+from .base import Optimizer, check, check_betas, check_lr
+from .pieces import bias_correction, ema_, ema_sq_, init_state
 
 
 def sparse_adam_update(param, grad, state, *, lr, beta1, beta2, eps):
@@ -26,10 +26,8 @@ def sparse_adam_update(param, grad, state, *, lr, beta1, beta2, eps):
     :math:`\sqrt{v_i}`, as in the original paper's efficient form, not to
     :math:`\sqrt{\hat v_i}` as in ``adam_update``. Kingma & Ba (2015), section 2.
     """
-    if not state:
-        state["step"] = 0  # a Python int here, unlike every other torch.optim optimizer
-        state["exp_avg"] = torch.zeros_like(param)
-        state["exp_avg_sq"] = torch.zeros_like(param)
+    # The step is a Python int here, unlike in every other torch.optim optimizer.
+    init_state(state, param, ("step", lambda _: 0), "exp_avg", "exp_avg_sq")
     state["step"] += 1  # advances even when the gradient below turns out to be empty
     t = state["step"]
 
@@ -51,6 +49,7 @@ class SparseAdam(Optimizer):
     only (a dense gradient is refused: use Adam), no weight decay, no complex parameters."""
 
     supports_sparse_grad = True
+    supports_complex = False
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, maximize=False):
         check_lr(lr)
@@ -62,11 +61,8 @@ class SparseAdam(Optimizer):
         where = [([i, j], p) for i, group in enumerate(self.param_groups)
                  for j, p in enumerate(group["params"])]
         sparse = [ij for ij, p in where if p.is_sparse]
-        complex_ = [ij for ij, p in where if p.is_complex()]
         check(not sparse, "params", f"sparse tensors at {sparse}",
               "dense parameters (SparseAdam wants sparse gradients, not sparse parameters)")
-        check(not complex_, "params", f"complex tensors at {complex_}",
-              "real parameters (SparseAdam does not support complex ones)")
 
     def _check_sparse(self, grad):
         if not grad.is_sparse:
@@ -75,5 +71,5 @@ class SparseAdam(Optimizer):
 
     def update(self, param, grad, state, group):
         beta1, beta2 = group["betas"]
-        sparse_adam_update(param, grad, state, lr=as_scalar(group["lr"]), beta1=beta1,
+        sparse_adam_update(param, grad, state, lr=group["lr"], beta1=beta1,
                            beta2=beta2, eps=group["eps"])
