@@ -9,4 +9,5 @@ from .device import device, seed_everything
 from .optim import *  # noqa: F401,F403 (the optimizers, listed in optim.__all__)
 from .optim import __all__ as _optimizers
 
-__all__ = ["device", "seed_everything", "plot", "problems", "rates", "trace", "training", "widgets", *_optimizers]
+__all__ = ["device", "seed_everything", "plot", "problems", "rates", "trace", "training",
+           "widgets", *_optimizers]

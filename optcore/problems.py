@@ -61,7 +61,7 @@ class DataProblem(Problem):
     """Empirical risk ``L(θ) = (1/n) Σᵢ ℓ(θ; xᵢ, yᵢ)`` over a data set ``(X, y)``.
 
     The gradient of the full loss is an average over the data; a mini-batch gives a
-    Monte-Carlo estimate of it (chapter 01).
+    Monte-Carlo estimate of it ({ref}`ch-gradient-descent`).
     """
 
     X: torch.Tensor = field(default=None, repr=False)
@@ -180,7 +180,8 @@ def logistic_regression(n: int = 1000, d: int = 2, separation: float = 1.0, seed
     model's bias (and the data have d − 1 real features).
 
     With ``sort_by_label=True`` the examples come in label order (all −1 first), as data read
-    class by class from disk would: the setting in which not shuffling hurts (chapter 01).
+    class by class from disk would: the setting in which not shuffling hurts
+    ({ref}`ch-gradient-descent`).
     The minimizer is found by Newton's method, to machine precision.
     """
     gen = torch.Generator().manual_seed(seed)
@@ -231,7 +232,7 @@ def reddi_online(C: float = 3.0) -> DataProblem:
     set F = [−1, 1]: the online method is *projected*, so every optimizer step is followed by
     ``θ.clamp_(−1, 1)``. Over one period the losses add up to (C − 2)·θ, so for C > 2 the point
     with the least regret is θ = −1 (``minimizer``); Reddi et al. show that Adam with β₁ = 0,
-    β₂ = 1/(1 + C²) and step sizes α/√t goes to θ = +1 instead (chapter 09).
+    β₂ = 1/(1 + C²) and step sizes α/√t goes to θ = +1 instead ({ref}`ch-amsgrad`).
 
     As a `DataProblem` the three losses of a period are three examples with x = C, −1, −1 (and
     unused targets y = 0): mini-batches of one example in storage order (``batch_size=1,

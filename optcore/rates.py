@@ -1,6 +1,7 @@
 """Convergence rates of (momentum) gradient descent on a quadratic, from its iteration matrix.
 
-On L(θ) = ½ (θ − θ*)ᵀ H (θ − θ*) every method of chapters 01–03 is linear, and in the
+On L(θ) = ½ (θ − θ*)ᵀ H (θ − θ*) every method of {ref}`ch-gradient-descent`,
+{ref}`ch-momentum` and {ref}`ch-nesterov` is linear, and in the
 eigenbasis of H it splits into one small system per eigenvalue h. With torch's momentum form
 (``optcore.SGD``, buffer M_t = β M_{t−1} + g_t) one eigen-component of the error e = θ − θ*
 and of the buffer evolves as

@@ -29,7 +29,7 @@ def tiny_net(inputs: int = 4, hidden: int = 8, outputs: int = 1, *, seed: int = 
 
 
 def regression_batches(steps: int, *, inputs: int = 4, size: int = 16, seed: int = 1,
-                       dtype=torch.float64, device="cpu") -> list[tuple[torch.Tensor, torch.Tensor]]:
+                       dtype=torch.float64, device="cpu") -> list[tuple]:
     """``steps`` mini-batches (x, y) of a noisy regression task, y = sin(Σᵢ xᵢ) + 0.1·noise,
     with x standard normal; drawn from ``seed`` on the CPU, so every device sees the same data."""
     gen = torch.Generator().manual_seed(seed)
@@ -106,7 +106,8 @@ def train(make_optimizer, steps: int = 25, *, seed: int = 0, data_seed: int = 1,
     to :func:`fit`. With ``groups`` the parameters are given as :func:`weights_and_biases`.
     Two calls that differ only in the optimizer see the same network and the same batches."""
     net = tiny_net(seed=seed, dtype=dtype, device=device)
-    params = weights_and_biases(net, hyperparameters.get("lr", 1e-3)) if groups else net.parameters()
+    lr = hyperparameters.get("lr", 1e-3)
+    params = weights_and_biases(net, lr) if groups else net.parameters()
     if maximize:
         hyperparameters["maximize"] = True
     optimizer = make_optimizer(params, **hyperparameters)

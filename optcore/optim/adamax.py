@@ -1,4 +1,5 @@
-"""Adamax: Adam with the root-mean-square replaced by an exponentially weighted max ({ref}`ch-adamax-nadam-radam`)."""
+"""Adamax: Adam with the root-mean-square replaced by an exponentially weighted max
+({ref}`ch-adamax-nadam-radam`)."""
 
 from __future__ import annotations
 

@@ -20,6 +20,8 @@ def lion_update(param, grad, state, *, lr, betas, weight_decay):
     exactly η (plus decay), so η is typically 3–10× smaller than AdamW's and λ as much larger.
     A complex parameter arrives as real pairs: the real and imaginary parts each take their own
     sign, as torch.optim.Rprop does.
+    A NaN or infinite gradient entry shows up in θ (:func:`~optcore.optim.pieces.sign_step_`)
+    instead of being silently dropped by sign(NaN) = 0.
     """
     beta1, beta2 = betas
     init_state(state, param, "exp_avg")

@@ -1,4 +1,5 @@
-"""NAdam: Adam with Nesterov momentum and a warming-up momentum schedule ({ref}`ch-adamax-nadam-radam`)."""
+"""NAdam: Adam with Nesterov momentum and a warming-up momentum schedule
+({ref}`ch-adamax-nadam-radam`)."""
 
 from __future__ import annotations
 

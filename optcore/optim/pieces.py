@@ -48,7 +48,7 @@ def count_step_(state: dict) -> float:
     return state["step"].item()
 
 
-# --- averages (chapters 02 and 04) ----------------------------------------------------------
+# --- averages: ch-momentum, ch-ema -------------------------------------------------------------
 
 
 def heavy_ball_(buf, x, momentum, dampening=0.0):
@@ -86,7 +86,7 @@ def running_max_(max_buf, v):
 
 
 def sign_step_(param, direction, lr):
-    """θ ← θ − η·sign(d), in place: every coordinate moves by exactly η ({ref}`ch-sign-methods`).
+    """θ ← θ − η·sign(d), in place: every coordinate moves by η ({ref}`ch-sign-methods`).
 
     torch.sign maps NaN to 0, which would freeze a coordinate whose gradient went NaN while
     the NaN sits on in the momentum. A non-finite entry of d is passed through instead, so a
@@ -95,7 +95,7 @@ def sign_step_(param, direction, lr):
     return param.add_(step, alpha=-lr)
 
 
-# --- weight decay (chapter 08) ------------------------------------------------------------------
+# --- weight decay: ch-adamw ---------------------------------------------------------------------
 
 
 def l2_penalty(grad, param, weight_decay):

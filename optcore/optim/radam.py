@@ -1,4 +1,5 @@
-"""RAdam: Adam that turns its adaptive step on once that step's variance is finite ({ref}`ch-adamax-nadam-radam`)."""
+"""RAdam: Adam that turns its adaptive step on once that step's variance is finite
+({ref}`ch-adamax-nadam-radam`)."""
 
 from __future__ import annotations
 

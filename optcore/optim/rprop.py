@@ -9,7 +9,7 @@ from .pieces import count_step_, init_state
 
 
 def rprop_update(param, grad, state, *, lr, etas, step_sizes):
-    r"""One Rprop step on one tensor, in place ({ref}`ch-sign-methods`); torch's variant is iRprop⁻.
+    r"""One Rprop step on one tensor, in place; torch's variant is iRprop⁻ ({ref}`ch-sign-methods`).
 
     .. math::
         s_t &= \operatorname{clip}\bigl(s_{t-1} \cdot f_t,\ s_{\min},\ s_{\max}\bigr),\quad

@@ -16,9 +16,10 @@ def sgd_update(param, grad, state, *, lr, momentum, dampening, weight_decay, nes
         d_t &= g_t + \beta M_t \text{ if nesterov else } M_t\\
         \theta_t &\leftarrow \theta_{t-1} - \eta\, d_t
 
-    With ``momentum == 0`` this is plain gradient descent, :math:`\theta_t = \theta_{t-1} - \eta g_t`.
+    With ``momentum == 0`` this is plain gradient descent,
+    :math:`\theta_t = \theta_{t-1} - \eta g_t`.
     The buffer starts at the first gradient, undamped, as in torch.optim (not at zero);
-    the Nesterov form is Sutskever et al. (2013) reparameterized (chapter 03).
+    the Nesterov form is Sutskever et al. (2013) reparameterized ({ref}`ch-nesterov`).
 
     A sparse gradient (``nn.Embedding(sparse=True)``) goes through the same lines: every
     operation here is linear, so sparse and dense give the same θ. With momentum the buffer

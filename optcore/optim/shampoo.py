@@ -1,4 +1,5 @@
-"""Shampoo: one preconditioner per dimension of a tensor, a Kronecker product ({ref}`ch-shampoo-soap`)."""
+"""Shampoo: one preconditioner per dimension of a tensor, a Kronecker product
+({ref}`ch-shampoo-soap`)."""
 
 from __future__ import annotations
 

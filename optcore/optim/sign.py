@@ -1,4 +1,5 @@
-"""signSGD and Signum: step by the sign of the gradient or of its moving average ({ref}`ch-sign-methods`)."""
+"""signSGD and Signum: step by the sign of the gradient or of its moving average
+({ref}`ch-sign-methods`)."""
 
 from __future__ import annotations
 
@@ -14,11 +15,14 @@ def signsgd_update(param, grad, state, *, lr, momentum, weight_decay):
         \theta_t &\leftarrow \theta_{t-1}\,(1 - \eta\lambda) - \eta\,\operatorname{sign}(m_t)
 
     with :math:`m_t = g_t` when μ = 0. Bernstein, Wang, Azizzadenesheli & Anandkumar (2018),
-    "signSGD: Compressed Optimisation for Non-Convex Problems", Algorithms 1 and 2 ({ref}`ch-sign-methods`).
+    "signSGD: Compressed Optimisation for Non-Convex Problems", Algorithms 1 and 2
+    ({ref}`ch-sign-methods`).
     Because only the sign of m is used, the factor 1 − μ never changes a step; it is kept so
     that m is an average of gradients, as in the paper. Weight decay is decoupled: a sign step
     has a fixed size, so an L2 term added to g would only ever flip signs, not shrink weights.
     A complex parameter arrives as real pairs; real and imaginary parts take their own signs.
+    A NaN or infinite gradient entry shows up in θ (:func:`~optcore.optim.pieces.sign_step_`)
+    instead of being silently dropped by sign(NaN) = 0.
     """
     if momentum != 0:
         init_state(state, param, "momentum_buffer")
