@@ -43,37 +43,27 @@ def batches(n: int, batch_size: int, shuffle: bool, generator: torch.Generator):
 
 
 def scheduler(schedule, optimizer):
-    """An object whose ``step()`` is called after every optimizer step, from ``schedule``:
+    """Two callables, ``before(t)`` and ``after()``, that a loop calls around step t = 1, 2, …
+    to apply ``schedule`` to ``optimizer``:
 
     - ``None``: the learning rate stays as constructed;
     - a class or ``functools.partial`` of one, e.g. ``partial(StepLR, step_size=10)``: called
-      with the optimizer, so any ``torch.optim.lr_scheduler``-style scheduler works;
-    - any other callable ``lr(t)``: step t = 1, 2, … runs with learning rate ``lr(t)`` in every
-      parameter group (the chapters' hand-written schedules: 1/√t, a step-dependent η_t).
+      with the optimizer, and its ``step()`` called after every optimizer step, so any
+      ``torch.optim.lr_scheduler``-style scheduler works;
+    - any other callable ``lr(t)``: step t runs with learning rate ``lr(t)`` in every parameter
+      group (the chapters' hand-written schedules: 1/√t, a list of η_t). It is called only
+      for the steps that run, t = 1 … T.
     """
     if schedule is None:
-        return None
+        return (lambda t: None), (lambda: None)
     if isinstance(schedule, type) or (isinstance(schedule, functools.partial)
                                       and isinstance(schedule.func, type)):
-        return schedule(optimizer)
-    return _StepFunction(schedule, optimizer)
+        return (lambda t: None), schedule(optimizer).step
 
-
-class _StepFunction:
-    """Sets every group's lr to ``lr(t)`` before step t (the first now, each later one on
-    ``step()``), as a scheduler would."""
-
-    def __init__(self, lr, optimizer):
-        self.lr, self.optimizer, self.t = lr, optimizer, 1
-        self._apply()
-
-    def _apply(self):
-        for group in self.optimizer.param_groups:
-            group["lr"] = self.lr(self.t)
-
-    def step(self):
-        self.t += 1
-        self._apply()
+    def before(t):
+        for group in optimizer.param_groups:
+            group["lr"] = schedule(t)
+    return before, (lambda: None)
 
 
 def run(problem: Problem, make_optimizer, *, steps: int, x0=None, batch_size: int | None = None,
@@ -90,13 +80,13 @@ def run(problem: Problem, make_optimizer, *, steps: int, x0=None, batch_size: in
     """
     theta = torch.nn.Parameter(torch.as_tensor(problem.x0 if x0 is None else x0).clone())
     optimizer = make_optimizer([theta], **hyperparameters)
-    lr_schedule = scheduler(schedule, optimizer)
+    before_step, after_step = scheduler(schedule, optimizer)
     stream = None
     if batch_size is not None:
         stream = batches(problem.n, batch_size, shuffle, torch.Generator().manual_seed(seed))
 
     thetas, losses = [theta.detach().clone()], [problem.loss(theta.detach())]
-    for _ in range(steps):
+    for t in range(1, steps + 1):
         batch = None if stream is None else next(stream)
 
         def closure(batch=batch):
@@ -105,9 +95,9 @@ def run(problem: Problem, make_optimizer, *, steps: int, x0=None, batch_size: in
             loss.backward()
             return loss
 
+        before_step(t)
         optimizer.step(closure)
-        if lr_schedule is not None:
-            lr_schedule.step()
+        after_step()
         thetas.append(theta.detach().clone())
         losses.append(problem.loss(theta.detach()))
     return Trace(torch.stack(thetas), torch.stack(losses), label, optimizer)
@@ -126,7 +116,7 @@ def replay(make_optimizer, gradients, x0, *, steps: int | None = None, label: st
     """
     theta = torch.nn.Parameter(torch.as_tensor(x0).clone())
     optimizer = make_optimizer([theta], **hyperparameters)
-    lr_schedule = scheduler(schedule, optimizer)
+    before_step, after_step = scheduler(schedule, optimizer)
     if callable(gradients):
         if steps is None:
             raise ValueError("replay(grad_fn, ...) needs steps=: a callable has no length")
@@ -135,10 +125,10 @@ def replay(make_optimizer, gradients, x0, *, steps: int | None = None, label: st
         stream = iter(gradients) if steps is None else (g for _, g in zip(range(steps), gradients))
 
     thetas = [theta.detach().clone()]
-    for g in stream:
+    for t, g in enumerate(stream, start=1):
         theta.grad = torch.as_tensor(g, dtype=theta.dtype, device=theta.device).clone()
+        before_step(t)
         optimizer.step()
-        if lr_schedule is not None:
-            lr_schedule.step()
+        after_step()
         thetas.append(theta.detach().clone())
     return Trace(torch.stack(thetas), None, label, optimizer)
