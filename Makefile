@@ -15,10 +15,14 @@ export OMP_NUM_THREADS := 1
 .PHONY: book test pair serve clean
 
 # torch comes first and alone: pinned, it is the local CPU wheel; unpinned, or pulled in by
-# another package, it would download gigabytes of CUDA libraries.
+# another package, it would download gigabytes of CUDA libraries. Its pin is written once, in
+# requirements.txt; this is that line.
+TORCH := $(shell grep -o '^torch==[^[:space:]\#]*' requirements.txt)
+
 $(STAMP): requirements.txt pyproject.toml
+	@test -n "$(TORCH)" || { echo "requirements.txt has no torch==<version> line" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet "$(TORCH)"
 	$(BIN)/pip install --quiet -r requirements.txt
 	$(BIN)/pip install --quiet --no-deps -e .
 	touch $@
@@ -27,10 +31,12 @@ book: $(STAMP)
 	$(BUILD)
 
 # The site is built first (chapters executed, zero warnings allowed), then pytest runs the
-# optcore unit tests, the book's machinery tests and every chapter under nbval.
+# optcore unit tests, the book's machinery tests and every chapter under nbval. nbval runs each
+# chapter as Colab does (conftest.py): in a fresh environment without optcore, whose setup cell
+# installs it. So every chapter runs twice in all: once for the site, once under nbval.
 test: $(STAMP)
 	$(BUILD)
-	$(BIN)/python -m pytest -n 2 --dist loadfile --nbval-lax --nbval-current-env tests chapters
+	$(BIN)/python -m pytest -n 2 --dist loadfile --nbval-lax tests chapters
 
 # Regenerate the Colab copies (.ipynb, no outputs) from the chapters (.md, the source).
 pair: $(STAMP)

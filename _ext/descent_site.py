@@ -1,8 +1,8 @@
 """Sphinx extension for Descent's website build.
 
-1. It marks the build in the environment, which the chapter kernels started by myst-nb
-   inherit, so that ``optcore.widgets`` renders explorers as static panels: sliders on a
-   static page would have no kernel behind them and do nothing.
+1. It marks the build in the environment (``optcore.widgets.STATIC_SITE_ENV``), which the
+   chapter kernels started by myst-nb inherit, so that ``optcore.widgets`` renders explorers
+   as static panels: sliders on a static page would have no kernel behind them and do nothing.
 2. It drops scripts registered twice. sphinx-thebe 0.3.1 registers its inline configuration
    on every ``env-before-read-docs`` event, which Jupyter Book fires more than once, and the
    second copy fails in the browser ("Identifier 'THEBE_JS_URL' has already been declared").
@@ -12,15 +12,17 @@
    and every citation of its chapter carries the prefix. Authors write plain keys,
    {cite}`kingma2015`; this adds the prefix (``ch03-`` in chapter 03) when Sphinx reads
    the chapter, to the citations and to its ``{bibliography}``.
-4. It adds the theme options (and the default colour mode) that Jupyter Book's ``_config.yml`` has no key for. Setting
-   ``html_theme_options`` in ``_config.yml`` would replace the options Jupyter Book derives
-   from it, and with them the Colab launch button and the repository button.
+4. It adds the theme options (and the default colour mode) that Jupyter Book's
+   ``_config.yml`` has no key for. Setting ``html_theme_options`` in ``_config.yml`` would
+   replace the options Jupyter Book derives from it, and with them the Colab launch button and
+   the repository button.
 """
 
 import os
 import re
 
-STATIC_SITE_ENV = "DESCENT_STATIC_SITE"
+# The variable's one definition; optcore is installed wherever the book is built.
+from optcore.widgets import STATIC_SITE_ENV
 
 
 def drop_duplicate_scripts(app, pagename, templatename, context, doctree):

@@ -1,30 +1,88 @@
-"""The nbval harness (root conftest.py) must run markdown chapters and must be able to fail."""
+"""The nbval harness (root conftest.py) runs markdown notebooks in a clean environment, as
+Colab runs a chapter, and fails for each way a chapter can break there.
 
+The fixture notebooks are run once, together, with ``make test``'s options (two xdist workers,
+``--dist loadfile``), and with ``PYTHONPATH`` and the website build's variable set in pytest's
+environment, which the notebooks' kernel must not see.
+"""
+
+from __future__ import annotations
+
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import NamedTuple
+
+import pytest
+
+from optcore.widgets import STATIC_SITE_ENV
 
 ROOT = Path(__file__).parents[1]
 FIXTURES = Path(__file__).parent / "fixtures"
+NOTEBOOKS = ["passing_cells", "raising_cell", "writes_a_file", "imports_optcore_without_setup",
+             "imports_optcore_from_a_folder"]
+ANSI_COLOUR = re.compile(r"\x1b\[[0-9;]*m")  # IPython colours the kernel's tracebacks
+SUMMARY_LINE = re.compile(r"^(PASSED|FAILED|ERROR|SKIPPED) (\S+?\.md)::(.+?)(?: - (.*))?$")
 
 
-def run_nbval(notebook: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-current-env", "-p",
-         "no:xdist", "-q", "-p", "no:cacheprovider", "--rootdir", str(ROOT),
-         "-c", str(ROOT / "pyproject.toml"), str(notebook.relative_to(ROOT))],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
+class Run(NamedTuple):
+    text: str  # pytest's output, uncoloured
+    outcomes: dict[str, dict[str, str]]  # {notebook: {item: "PASSED" or "FAILED"}}
+
+
+@pytest.fixture(scope="module")
+def run() -> Run:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), STATIC_SITE_ENV: "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-n", "2", "--dist", "loadfile", "--nbval-lax", "-rA",
+         "--color=no", "-p", "no:cacheprovider", "--rootdir", str(ROOT),
+         "-c", str(ROOT / "pyproject.toml"),
+         *[f"tests/fixtures/{name}.md" for name in NOTEBOOKS]],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
     )
+    text = ANSI_COLOUR.sub("", result.stdout + result.stderr)
+    outcomes: dict[str, dict[str, str]] = {name: {} for name in NOTEBOOKS}
+    for line in text.splitlines():
+        if match := SUMMARY_LINE.match(line):
+            outcomes[Path(match[2]).stem][match[3]] = match[1]
+    return Run(text, outcomes)
 
 
-def test_harness_runs_every_cell_of_a_markdown_notebook():
-    result = run_nbval(FIXTURES / "passing_cells.md")
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "2 passed" in result.stdout
+def test_harness_runs_every_cell_of_a_markdown_notebook_and_installs_optcore(run):
+    assert run.outcomes["passing_cells"] == {
+        "Clean start": "PASSED", "Cell 0": "PASSED", "Cell 1": "PASSED", "Clean finish": "PASSED"
+    }, run.text
 
 
-def test_harness_fails_on_a_raising_cell():
-    result = run_nbval(FIXTURES / "raising_cell.md")
-    assert result.returncode == 1, result.stdout + result.stderr
-    assert "1 failed, 1 passed" in result.stdout
-    assert "the harness must report this failure" in result.stdout
+def test_harness_fails_on_a_raising_cell(run):
+    assert run.outcomes["raising_cell"] == {
+        "Clean start": "PASSED", "Cell 0": "PASSED", "Cell 1": "FAILED", "Clean finish": "PASSED"
+    }, run.text
+    assert "the harness must report this failure" in run.text
+
+
+def test_harness_fails_a_notebook_that_writes_into_its_working_folder(run):
+    assert run.outcomes["writes_a_file"]["Cell 0"] == "PASSED", run.text
+    assert run.outcomes["writes_a_file"]["Clean finish"] == "FAILED", run.text
+    assert "writes_a_file.md wrote files into its working folder: ['results.csv']" in run.text
+
+
+def test_harness_fails_a_notebook_that_imports_optcore_without_installing_it(run):
+    assert run.outcomes["imports_optcore_without_setup"]["Clean start"] == "PASSED", run.text
+    assert run.outcomes["imports_optcore_without_setup"]["Cell 0"] == "FAILED", run.text
+    assert "ModuleNotFoundError: No module named 'optcore'" in run.text
+
+
+def test_harness_fails_a_notebook_that_imports_optcore_from_elsewhere(run):
+    assert run.outcomes["imports_optcore_from_a_folder"]["Cell 0"] == "PASSED", run.text
+    assert run.outcomes["imports_optcore_from_a_folder"]["Clean finish"] == "FAILED", run.text
+    assert "optcore was imported from" in run.text
+
+
+def test_harness_reports_each_notebooks_running_time(run):
+    section = run.text.split("chapter running times (budget 60 s each)")[-1]
+    for name in NOTEBOOKS:
+        assert re.search(rf"^ +\d+\.\d s  tests/fixtures/{name}\.md$", section, flags=re.M), (
+            run.text)
