@@ -1,7 +1,8 @@
 import sys
 from pathlib import Path
 
-# Let tests import the shared helpers in this folder (parity.py, built_site.py) by name.
+# Let tests import the shared helpers in this folder (parity.py, optim_db.py, built_site.py)
+# by name.
 sys.path.insert(0, str(Path(__file__).parent))
 
 

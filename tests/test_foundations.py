@@ -189,13 +189,3 @@ def test_explorer_is_static_on_the_website_build_and_live_elsewhere(monkeypatch)
 def test_explorer_rejects_a_bad_mode():
     with pytest.raises(ValueError, match="Invalid mode"):
         widgets.explorer(lambda ax, a: None, sliders={"a": [1]}, static={"a": [1]}, mode="x")
-
-
-def test_site_extension_and_widgets_agree_on_the_variable():
-    import importlib.util
-    from pathlib import Path
-    spec = importlib.util.spec_from_file_location(
-        "descent_site", Path(__file__).parents[1] / "_ext" / "descent_site.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    assert module.STATIC_SITE_ENV == widgets.STATIC_SITE_ENV
