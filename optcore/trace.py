@@ -42,17 +42,27 @@ def batches(n: int, batch_size: int, shuffle: bool, generator: torch.Generator):
             yield order[start:start + batch_size]
 
 
+def as_float(x0) -> torch.Tensor:
+    """A copy of the starting point as a floating-point tensor (an integer 0 becomes 0.0)."""
+    x0 = torch.as_tensor(x0)
+    if not (x0.is_floating_point() or x0.is_complex()):
+        x0 = x0.to(torch.get_default_dtype())
+    return x0.clone()
+
+
 def scheduler(schedule, optimizer):
     """Two callables, ``before(t)`` and ``after()``, that a loop calls around step t = 1, 2, …
     to apply ``schedule`` to ``optimizer``:
 
     - ``None``: the learning rate stays as constructed;
     - a class or ``functools.partial`` of one, e.g. ``partial(StepLR, step_size=10)``: called
-      with the optimizer, and its ``step()`` called after every optimizer step, so any
-      ``torch.optim.lr_scheduler``-style scheduler works;
+      with the optimizer, and its ``step()`` called without arguments after every optimizer
+      step (any ``torch.optim.lr_scheduler`` but ``ReduceLROnPlateau``, which wants a metric);
     - any other callable ``lr(t)``: step t runs with learning rate ``lr(t)`` in every parameter
       group (the chapters' hand-written schedules: 1/√t, a list of η_t). It is called only
-      for the steps that run, t = 1 … T.
+      for the steps that run, t = 1 … T. (``LambdaLR``'s function counts from 0 instead and
+      multiplies the initial learning rate.) A lambda that builds a scheduler is taken for
+      such a function: pass the class or a ``partial`` of it.
     """
     if schedule is None:
         return (lambda t: None), (lambda: None)
@@ -78,11 +88,15 @@ def run(problem: Problem, make_optimizer, *, steps: int, x0=None, batch_size: in
     recorded losses are always the full loss, so runs with different batch sizes compare.
     ``schedule`` changes the learning rate between steps (see :func:`scheduler`).
     """
-    theta = torch.nn.Parameter(torch.as_tensor(problem.x0 if x0 is None else x0).clone())
+    theta = torch.nn.Parameter(as_float(problem.x0 if x0 is None else x0))
     optimizer = make_optimizer([theta], **hyperparameters)
     before_step, after_step = scheduler(schedule, optimizer)
     stream = None
     if batch_size is not None:
+        n = getattr(problem, "n", None)
+        if n is None or not 1 <= batch_size <= n:
+            raise ValueError(f"batch_size must be between 1 and the problem's number of "
+                             f"examples ({n}), got {batch_size}")
         stream = batches(problem.n, batch_size, shuffle, torch.Generator().manual_seed(seed))
 
     thetas, losses = [theta.detach().clone()], [problem.loss(theta.detach())]
@@ -112,9 +126,10 @@ def replay(make_optimizer, gradients, x0, *, steps: int | None = None, label: st
     t = 1, …, ``steps`` that may look at the current θ (a detached copy): a noisy gradient, an
     adversary's online loss. This is what an optimizer sees of any problem, so a chapter can
     check an update rule on hand-picked gradients without inventing a loss for them.
-    ``make_optimizer`` and ``schedule`` are as in :func:`run`; the trace has no losses.
+    ``make_optimizer`` and ``schedule`` are as in :func:`run`, but an optimizer that needs a
+    closure (L-BFGS) cannot be replayed: it evaluates the loss itself. The trace has no losses.
     """
-    theta = torch.nn.Parameter(torch.as_tensor(x0).clone())
+    theta = torch.nn.Parameter(as_float(x0))
     optimizer = make_optimizer([theta], **hyperparameters)
     before_step, after_step = scheduler(schedule, optimizer)
     if callable(gradients):
@@ -122,7 +137,9 @@ def replay(make_optimizer, gradients, x0, *, steps: int | None = None, label: st
             raise ValueError("replay(grad_fn, ...) needs steps=: a callable has no length")
         stream = (gradients(theta.detach().clone(), t) for t in range(1, steps + 1))
     else:
-        stream = iter(gradients) if steps is None else (g for _, g in zip(range(steps), gradients))
+        if steps is not None and steps > len(gradients):
+            raise ValueError(f"replay was given {len(gradients)} gradients for steps={steps}")
+        stream = iter(gradients if steps is None else gradients[:steps])
 
     thetas = [theta.detach().clone()]
     for t, g in enumerate(stream, start=1):

@@ -33,3 +33,22 @@ def test_adafactor_factors_the_last_two_dims_of_a_3d_tensor_and_keeps_scalars_wh
     state = [runs[0].optimizer.state[p] for p in runs[0].optimizer.param_groups[0]["params"]]
     assert state[0]["row_var"].shape == (2, 3, 1) and state[0]["col_var"].shape == (2, 1, 4)
     assert state[1]["variance"].shape == (5,) and state[2]["variance"].shape == ()
+
+
+def test_missing_eps1_is_the_first_parameters_machine_epsilon_for_the_whole_group():
+    """eps=(None, …): torch takes ε₁ from the group's first parameter (here bfloat16, 2⁻⁷) and
+    uses it for the float32 one too; optcore the same, so the float32 matrix is bitwise torch's."""
+    gen = torch.Generator().manual_seed(0)
+    shapes = [((4, 3), torch.bfloat16), ((5, 6), torch.float32)]
+    starts = [torch.randn(s, generator=gen).to(d) for s, d in shapes]
+    runs = []
+    for cls in (Adafactor, torch.optim.Adafactor):
+        ps = [x.clone().requires_grad_() for x in starts]
+        opt = cls(ps, lr=0.01, foreach=False) if cls is torch.optim.Adafactor else cls(ps, lr=0.01)
+        g = torch.Generator().manual_seed(1)
+        for _ in range(5):
+            for p in ps:
+                p.grad = (torch.randn(p.shape, generator=g) * 1e-3).to(p.dtype)
+            opt.step()
+        runs.append(ps)
+    assert all(torch.equal(a, b) for a, b in zip(*runs))

@@ -30,3 +30,23 @@ def test_replay_with_a_schedule_function_uses_lr_t_at_step_t():
     run = trace.replay(optcore.SGD, torch.ones(4, 1, dtype=torch.float64),
                        torch.zeros(1, dtype=torch.float64), schedule=lambda t: 0.1 / t, lr=1.0)
     assert run.final.item() == pytest.approx(-0.1 * (1 + 1 / 2 + 1 / 3 + 1 / 4), rel=1e-14)
+
+
+def test_run_refuses_a_batch_larger_than_the_data_instead_of_looping_forever():
+    with pytest.raises(ValueError, match="batch_size"):
+        trace.run(optcore.problems.least_squares(n=10), optcore.SGD, steps=2, batch_size=11,
+                  lr=0.1)
+
+
+def test_replay_refuses_more_steps_than_gradients():
+    with pytest.raises(ValueError, match="3 gradients for steps=5"):
+        trace.replay(optcore.SGD, torch.ones(3, 2), torch.zeros(2), steps=5, lr=0.1)
+
+
+def test_a_schedule_function_is_asked_only_for_the_steps_that_run():
+    """lr(t) for t = 1..3 from a list of three rates: step t moves by lrs[t − 1] · g."""
+    lrs = [0.1, 0.2, 0.05]
+    run = trace.replay(optcore.SGD, torch.ones(3, 1, dtype=torch.float64),
+                       torch.zeros(1, dtype=torch.float64), lr=1.0, schedule=lambda t: lrs[t - 1])
+    assert torch.allclose(-run.thetas.diff(dim=0)[:, 0], torch.tensor(lrs, dtype=torch.float64),
+                          rtol=0, atol=1e-15)

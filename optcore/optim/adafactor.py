@@ -99,9 +99,15 @@ class Adafactor(Optimizer):
                         weight_decay=weight_decay, foreach=foreach, maximize=maximize)
         super().__init__(params, defaults)
 
+    def update_group(self, params, grads, states, group):
+        # ε₁ = None means the machine epsilon of the group's first parameter with a gradient,
+        # used for the whole group, as torch does (a bfloat16 first parameter sets it for all).
+        eps1, eps2 = group["eps"]
+        if eps1 is None:
+            group = {**group, "eps": (torch.finfo(params[0].dtype).eps, eps2)}
+        super().update_group(params, grads, states, group)
+
     def update(self, param, grad, state, group):
         eps1, eps2 = group["eps"]
-        adafactor_update(
-            param, grad, state, lr=group["lr"], beta2_decay=group["beta2_decay"],
-            eps1=torch.finfo(param.dtype).eps if eps1 is None else eps1,
-            eps2=eps2, d=group["d"], weight_decay=group["weight_decay"])
+        adafactor_update(param, grad, state, lr=group["lr"], beta2_decay=group["beta2_decay"],
+                         eps1=eps1, eps2=eps2, d=group["d"], weight_decay=group["weight_decay"])

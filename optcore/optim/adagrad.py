@@ -47,8 +47,9 @@ def _sparse_adagrad_(param, grad, G, eta_t, eps):
 def _sparse_like(grad, values):
     """A sparse tensor with the (coalesced) indices of ``grad`` and the given values."""
     # The indices come from a valid coalesced tensor, so checking them again is wasted work.
-    return torch.sparse_coo_tensor(grad.indices(), values, grad.shape, is_coalesced=True,
-                                   check_invariants=False)
+    # Not marked is_coalesced: torch's own helper does not mark it either, and a dense
+    # add_ of a tensor so marked takes another kernel that rounds differently.
+    return torch.sparse_coo_tensor(grad.indices(), values, grad.shape, check_invariants=False)
 
 
 class Adagrad(Optimizer):

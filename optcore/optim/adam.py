@@ -38,7 +38,8 @@ def adam_update(param, grad, state, *, lr, beta1, beta2, eps, weight_decay, amsg
     init_state(state, param, "step", "exp_avg", "exp_avg_sq", *max_v)
     t = count_step_(state)
     grad = weight_decay_(param, grad, lr, weight_decay, decoupled)
-    m = ema_(state["exp_avg"], grad, beta1)
+    # A tensor β₁ is cast to θ's dtype for the average, as torch does (bfloat16: 1 − 0.8984).
+    m = ema_(state["exp_avg"], grad, beta1.to(param) if torch.is_tensor(beta1) else beta1)
     v = ema_sq_(state["exp_avg_sq"], grad, beta2)
     if amsgrad:
         v = running_max_(state["max_exp_avg_sq"], v)
@@ -72,7 +73,7 @@ class Adam(Optimizer):
             group.setdefault("decoupled_weight_decay", False)
 
     def update(self, param, grad, state, group):
-        beta1, beta2 = group["betas"]
+        beta1, beta2 = map(as_scalar, group["betas"])  # also when a group gives them
         adam_update(param, grad, state, lr=group["lr"], beta1=beta1, beta2=beta2,
                     eps=group["eps"], weight_decay=group["weight_decay"],
                     amsgrad=group["amsgrad"], decoupled=group["decoupled_weight_decay"])

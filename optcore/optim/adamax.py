@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 
 from .base import Optimizer, check, check_betas, check_lr
-from .pieces import bias_correction, count_step_, ema_, init_state, l2_penalty
+from .pieces import bias_correction, count_step_, ema_, init_state, l2_penalty, running_max_
 
 
 def adamax_update(param, grad, state, *, lr, beta1, beta2, eps, weight_decay):
@@ -27,7 +27,7 @@ def adamax_update(param, grad, state, *, lr, beta1, beta2, eps, weight_decay):
     t = count_step_(state)
     grad = l2_penalty(grad, param, weight_decay)
     m = ema_(state["exp_avg"], grad, beta1)
-    u = torch.maximum(state["exp_inf"].mul_(beta2), grad.abs().add_(eps), out=state["exp_inf"])
+    u = running_max_(state["exp_inf"].mul_(beta2), grad.abs().add_(eps))
     param.addcdiv_(m, u, value=-lr / bias_correction(beta1, t))
 
 

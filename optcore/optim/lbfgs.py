@@ -198,6 +198,9 @@ class LBFGS(torch.optim.Optimizer):
     parameter group only; complex parameters are optimized as pairs of reals.
     """
 
+    #: As in base.Optimizer: the flat vector holds a complex parameter as real pairs.
+    supports_complex = True
+
     def __init__(self, params, lr=1, max_iter=20, max_eval=None, tolerance_grad=1e-7,
                  tolerance_change=1e-9, history_size=100, line_search_fn=None):
         check_lr(lr)

@@ -26,8 +26,9 @@ def newton_schulz(G, coefficients=NS_COEFFICIENTS, steps=NS_STEPS, eps=EPS,
     Each step applies the odd polynomial :math:`p(\sigma) = a\sigma + b\sigma^3 + c\sigma^5`
     to every singular value and leaves the singular vectors alone. Dividing by the Frobenius
     norm puts all singular values in :math:`(0, 1]`; the default coefficients push them
-    towards 1 fast but only into a band around it (about 0.68–1.14 for a Gaussian matrix
-    after 5 steps; Jordan 2024 quotes 0.5–1.5), which trains as well as :math:`UV^\top`.
+    towards 1 fast but only into a band around it (for a rectangular Gaussian matrix about
+    0.68–1.14 after 5 steps; a square one keeps its smallest singular values lower, near
+    0.05; Jordan 2024 quotes 0.5–1.5), which trains as well as :math:`UV^\top`.
     A wide matrix is iterated as is and a tall one transposed, so that :math:`A_k` is the
     smaller Gram matrix.
 

@@ -71,6 +71,11 @@ class NAdam(Optimizer):
                         foreach=foreach, capturable=capturable, differentiable=differentiable)
         super().__init__(params, defaults)
 
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        for group in self.param_groups:  # checkpoints saved before the switch existed
+            group.setdefault("decoupled_weight_decay", False)
+
     def update(self, param, grad, state, group):
         beta1, beta2 = group["betas"]
         nadam_update(param, grad, state, lr=group["lr"], beta1=beta1, beta2=beta2,

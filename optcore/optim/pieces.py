@@ -44,6 +44,8 @@ def init_state(state: dict, param: torch.Tensor, *layout) -> dict:
 
 def count_step_(state: dict) -> float:
     """t ← t + 1 in the state's counter; returns the new t (1 on the first step)."""
+    if not torch.is_tensor(state["step"]):  # a checkpoint from torch < 1.12 stored a float
+        state["step"] = step_counter(state["step"])
     state["step"] += 1
     return state["step"].item()
 
@@ -78,7 +80,9 @@ def bias_correction(beta, step):
 
 def running_max_(max_buf, v):
     """v_max ← max(v_max, v), in place, elementwise: AMSGrad's memory of the largest second
-    moment, which makes the effective step size non-increasing ({ref}`ch-amsgrad`)."""
+    moment, which keeps the denominator from shrinking ({ref}`ch-amsgrad`; with torch's
+    bias correction the step η√(1 − β₂ᵗ)/(1 − β₁ᵗ) can still grow), and Adamax's
+    exponentially weighted infinity norm ({ref}`ch-adamax-nadam-radam`)."""
     return torch.maximum(max_buf, v, out=max_buf)
 
 
@@ -90,7 +94,8 @@ def sign_step_(param, direction, lr):
 
     torch.sign maps NaN to 0, which would freeze a coordinate whose gradient went NaN while
     the NaN sits on in the momentum. A non-finite entry of d is passed through instead, so a
-    NaN or infinite gradient shows up in θ, as it does with every torch.optim optimizer."""
+    NaN or infinite gradient shows up in θ, as it does with torch.optim's SGD and Adam
+    families (torch's Rprop, also a sign method, hides it; optcore.Rprop follows torch)."""
     step = torch.where(direction.isfinite(), direction.sign(), direction)
     return param.add_(step, alpha=-lr)
 
@@ -101,7 +106,8 @@ def sign_step_(param, direction, lr):
 def l2_penalty(grad, param, weight_decay):
     """g + λθ: the gradient of L(θ) + (λ/2)‖θ‖², the coupled "weight decay" of SGD and Adam.
     Written as torch.optim writes it, ``add(param, alpha=λ)``, which rounds once; the obvious
-    ``grad + λ * param`` rounds twice and differs in the last bit for about one element in ten."""
+    ``grad + λ * param`` rounds twice and differs in the last bit for some elements (about
+    2% at λ = 0.01, 9% at λ = 0.1 in float32)."""
     return grad.add(param, alpha=weight_decay) if weight_decay != 0 else grad
 
 

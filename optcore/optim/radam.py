@@ -28,8 +28,9 @@ def radam_update(param, grad, state, *, lr, beta1, beta2, eps, weight_decay, dec
         \end{cases}
 
     :math:`\rho_t` is the length of the simple moving average that :math:`v_t` approximates;
-    while it is at most 5 the variance of :math:`1/\sqrt{\hat v_t}` is not finite, so RAdam takes
-    plain momentum steps (with β₂ = 0.999: steps 1 to 5). Unlike Adam, ε is added to the raw
+    the variance of :math:`1/\sqrt{\hat v_t}` is finite only for :math:`\rho_t > 4`, and RAdam
+    takes plain momentum steps until :math:`\rho_t > 5`, the threshold of the authors' code
+    and of torch (with β₂ = 0.999: steps 1 to 5). Unlike Adam, ε is added to the raw
     :math:`\sqrt{v_t}` before bias correction. Liu et al. (2020), "On the Variance of the
     Adaptive Learning Rate and Beyond".
     """
@@ -65,6 +66,11 @@ class RAdam(Optimizer):
                         decoupled_weight_decay=decoupled_weight_decay,
                         differentiable=differentiable)
         super().__init__(params, defaults)
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        for group in self.param_groups:  # checkpoints saved before the switch existed
+            group.setdefault("decoupled_weight_decay", False)
 
     def update(self, param, grad, state, group):
         beta1, beta2 = group["betas"]

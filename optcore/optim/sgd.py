@@ -44,6 +44,8 @@ class SGD(Optimizer):
     """Drop-in replacement for ``torch.optim.SGD`` (same arguments, defaults and state)."""
 
     supports_sparse_grad = True
+    #: Every operation is linear, so complex tensors go through as they are, as in torch.
+    complex_as_real = False
 
     def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0,
                  nesterov=False, *, maximize=False, foreach=None, differentiable=False,

@@ -18,8 +18,9 @@ def signsgd_update(param, grad, state, *, lr, momentum, weight_decay):
     "signSGD: Compressed Optimisation for Non-Convex Problems", Algorithms 1 and 2
     ({ref}`ch-sign-methods`).
     Because only the sign of m is used, the factor 1 − μ never changes a step; it is kept so
-    that m is an average of gradients, as in the paper. Weight decay is decoupled: a sign step
-    has a fixed size, so an L2 term added to g would only ever flip signs, not shrink weights.
+    that m is an average of gradients, as in the paper. Weight decay is decoupled: added to g,
+    an L2 term would only change the sign of the step, so its effect would not grow with λθ
+    but jump to a full step of η towards zero once λθ outweighs g.
     A complex parameter arrives as real pairs; real and imaginary parts take their own signs.
     A NaN or infinite gradient entry shows up in θ (:func:`~optcore.optim.pieces.sign_step_`)
     instead of being silently dropped by sign(NaN) = 0.

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import torch
+import math
 
 from .base import Optimizer, check, check_betas, check_lr
-from .pieces import bias_correction, ema_, ema_sq_, init_state
+from .pieces import bias_correction, init_state
 
 
 def sparse_adam_update(param, grad, state, *, lr, beta1, beta2, eps):
@@ -36,12 +36,14 @@ def sparse_adam_update(param, grad, state, *, lr, beta1, beta2, eps):
         return
     i = tuple(grad.indices())  # advanced index selecting the entries the gradient touches
     g = grad.values()
-    m = ema_(state["exp_avg"][i], g, beta1)
-    v = ema_sq_(state["exp_avg_sq"][i], g, beta2)
+    # Each EMA written as an increment, m ← m + (1 − β)(g − m), in torch's order of operations.
+    m_old, v_old = state["exp_avg"][i], state["exp_avg_sq"][i]
+    m = g.sub(m_old).mul_(1 - beta1).add_(m_old)
+    v = g.pow(2).sub_(v_old).mul_(1 - beta2).add_(v_old)
     state["exp_avg"][i] = m
     state["exp_avg_sq"][i] = v
-    step_size = lr * bias_correction(beta2, t) ** 0.5 / bias_correction(beta1, t)
-    param[i] -= step_size * m / (v.sqrt() + eps)
+    step_size = lr * math.sqrt(bias_correction(beta2, t)) / bias_correction(beta1, t)
+    param[i] += -step_size * m.div_(v.sqrt().add_(eps))
 
 
 class SparseAdam(Optimizer):
