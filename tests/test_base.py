@@ -63,3 +63,21 @@ def test_undo_can_be_switched_off_and_then_a_failed_step_stays_half_done():
     with pytest.raises(RuntimeError, match="injected"):
         opt.step()
     assert torch.equal(a, torch.full((2,), 0.5)) and torch.equal(b, torch.ones(2))
+
+
+@pytest.mark.parametrize("name", ["Adam", "NAdam", "RAdam"])
+def test_checkpoint_saved_before_decoupled_weight_decay_existed_loads_and_steps(name):
+    """A state_dict whose groups lack "decoupled_weight_decay" (older torch) loads, and the
+    optimizer then steps as torch's does: the switch defaults to off."""
+    runs = []
+    for cls in (getattr(optcore, name), getattr(torch.optim, name)):
+        w = torch.ones(4, dtype=torch.float64, requires_grad=True)
+        opt = cls([w], lr=0.1, weight_decay=0.1)
+        saved = opt.state_dict()
+        del saved["param_groups"][0]["decoupled_weight_decay"]
+        opt.load_state_dict(saved)
+        for _ in range(3):
+            w.grad = w.detach() * 2
+            opt.step()
+        runs.append(w.detach())
+    assert torch.equal(runs[0], runs[1]) and not torch.equal(runs[0], torch.ones(4).double())

@@ -424,17 +424,24 @@ def fail_midway(session):
     return None, undo
 
 
-@pytest.mark.parametrize("info", each())
-def test_step_that_fails_midway_leaves_every_tensor_as_it_was_and_can_be_retried(info):
-    """After 3 good steps, step 4 raises while updating the second parameter (LBFGS: in its
-    closure's second evaluation): every parameter and state tensor is bit for bit as before
-    step 4, and retrying steps 4 and 5 ends exactly where an uninterrupted run does."""
+def straight_and_stopped(info):
+    """Two sessions of the representative setting: one run straight through GOOD + 2 steps,
+    one stopped after GOOD good steps, for the caller to disturb and then finish."""
     straight = Session(info, info.cls, info.representative)
     for i in range(GOOD + 2):
         straight.step(i)
     session = Session(info, info.cls, info.representative)
     for i in range(GOOD):
         session.step(i)
+    return straight, session
+
+
+@pytest.mark.parametrize("info", each())
+def test_step_that_fails_midway_leaves_every_tensor_as_it_was_and_can_be_retried(info):
+    """After 3 good steps, step 4 raises while updating the second parameter (LBFGS: in its
+    closure's second evaluation): every parameter and state tensor is bit for bit as before
+    step 4, and retrying steps 4 and 5 ends exactly where an uninterrupted run does."""
+    straight, session = straight_and_stopped(info)
     before = session.snapshot()
     hook, undo = fail_midway(session)
     try:
@@ -500,12 +507,7 @@ def test_non_finite_gradient_entry_makes_the_parameter_entry_non_finite(info, ba
 def test_non_finite_gradient_is_refused_leaving_every_tensor_as_it_was(info, bad):
     """One bad entry would poison the whole preconditioner: step raises, naming the problem,
     changes nothing, and the next finite steps end where a run that never saw it does."""
-    straight = Session(info, info.cls, info.representative)
-    for i in range(GOOD + 2):
-        straight.step(i)
-    session = Session(info, info.cls, info.representative)
-    for i in range(GOOD):
-        session.step(i)
+    straight, session = straight_and_stopped(info)
     before = session.snapshot()
     with pytest.raises((RuntimeError, ValueError, ArithmeticError), match="non-finite"):
         session.step(GOOD, poison(bad))

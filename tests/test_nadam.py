@@ -64,20 +64,3 @@ def test_nadam_resume_follows_torch_which_casts_mu_product_to_the_parameter_dtyp
         assert loaded[0]["mu_product"].dtype == torch.float64  # was float32 when saved
     straight = train(torch.optim.NAdam, NADAM_RESUME, steps=20)
     assert 1e-12 < max_rel_error(theirs, Run([], straight.snapshots[-1:])) < 1e-6
-
-
-def test_checkpoint_saved_before_decoupled_weight_decay_existed_loads_and_steps():
-    """A state_dict whose groups lack "decoupled_weight_decay" (older torch) loads into
-    optcore.NAdam, which then steps as torch.optim.NAdam does (the switch defaults to off)."""
-    runs = []
-    for cls in (NAdam, torch.optim.NAdam):
-        w = torch.ones(4, dtype=torch.float64, requires_grad=True)
-        opt = cls([w], lr=0.1)
-        sd = opt.state_dict()
-        del sd["param_groups"][0]["decoupled_weight_decay"]
-        opt.load_state_dict(sd)
-        for _ in range(3):
-            w.grad = w.detach() * 2
-            opt.step()
-        runs.append(w.detach())
-    assert torch.equal(runs[0], runs[1]) and not torch.equal(runs[0], torch.ones(4, dtype=torch.float64))

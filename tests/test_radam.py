@@ -46,20 +46,3 @@ def test_radam_adds_eps_to_the_raw_root_of_v_so_its_first_rectified_step_is_0_07
     assert math.sqrt(b) / (math.sqrt(b) + 1) == pytest.approx(0.0718, abs=1e-4)
     assert theta.item() - before == pytest.approx(-r6 * math.sqrt(b) / (math.sqrt(b) + 1),
                                                   rel=1e-12)
-
-
-def test_checkpoint_saved_before_decoupled_weight_decay_existed_loads_and_steps():
-    """A state_dict whose groups lack "decoupled_weight_decay" (older torch) loads into
-    optcore.RAdam, which then steps as torch.optim.RAdam does (the switch defaults to off)."""
-    runs = []
-    for cls in (RAdam, torch.optim.RAdam):
-        w = torch.ones(4, dtype=torch.float64, requires_grad=True)
-        opt = cls([w], lr=0.1)
-        sd = opt.state_dict()
-        del sd["param_groups"][0]["decoupled_weight_decay"]
-        opt.load_state_dict(sd)
-        for _ in range(3):
-            w.grad = w.detach() * 2
-            opt.step()
-        runs.append(w.detach())
-    assert torch.equal(runs[0], runs[1]) and not torch.equal(runs[0], torch.ones(4, dtype=torch.float64))

@@ -50,6 +50,8 @@ def adam_update(param, grad, state, *, lr, beta1, beta2, eps, weight_decay, amsg
 class Adam(Optimizer):
     """Drop-in replacement for ``torch.optim.Adam`` (same arguments, defaults and state)."""
 
+    legacy_group_defaults = {"decoupled_weight_decay": False}
+
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
                  amsgrad=False, *, foreach=None, maximize=False, capturable=False,
                  differentiable=False, fused=None, decoupled_weight_decay=False):
@@ -66,11 +68,6 @@ class Adam(Optimizer):
                         foreach=foreach, capturable=capturable, differentiable=differentiable,
                         fused=fused, decoupled_weight_decay=decoupled_weight_decay)
         super().__init__(params, defaults)
-
-    def __setstate__(self, state):
-        super().__setstate__(state)
-        for group in self.param_groups:  # checkpoints saved before the switch existed
-            group.setdefault("decoupled_weight_decay", False)
 
     def update(self, param, grad, state, group):
         beta1, beta2 = map(as_scalar, group["betas"])  # also when a group gives them

@@ -89,6 +89,15 @@ class Optimizer(torch.optim.Optimizer):
     #: step on 1M-element tensors (the allocations dominate). Set it to False on an optimizer
     #: (``opt.undo_failed_steps = False``) to trade the guarantee for that speed.
     undo_failed_steps = True
+    #: Group keys that checkpoints of older torch versions lack, with the defaults torch
+    #: fills in when it loads them (Adam's, NAdam's, RAdam's ``decoupled_weight_decay``).
+    legacy_group_defaults: dict = {}
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        for group in self.param_groups:
+            for key, value in self.legacy_group_defaults.items():
+                group.setdefault(key, value)
 
     def add_param_group(self, param_group):
         super().add_param_group(param_group)

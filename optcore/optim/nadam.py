@@ -57,6 +57,8 @@ def nadam_update(param, grad, state, *, lr, beta1, beta2, eps, weight_decay, mom
 class NAdam(Optimizer):
     """Drop-in replacement for ``torch.optim.NAdam`` (same arguments, defaults and state)."""
 
+    legacy_group_defaults = {"decoupled_weight_decay": False}
+
     def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
                  momentum_decay=4e-3, decoupled_weight_decay=False, *, foreach=None,
                  maximize=False, capturable=False, differentiable=False):
@@ -70,11 +72,6 @@ class NAdam(Optimizer):
                         decoupled_weight_decay=decoupled_weight_decay, maximize=maximize,
                         foreach=foreach, capturable=capturable, differentiable=differentiable)
         super().__init__(params, defaults)
-
-    def __setstate__(self, state):
-        super().__setstate__(state)
-        for group in self.param_groups:  # checkpoints saved before the switch existed
-            group.setdefault("decoupled_weight_decay", False)
 
     def update(self, param, grad, state, group):
         beta1, beta2 = group["betas"]

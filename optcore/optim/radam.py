@@ -54,6 +54,8 @@ def radam_update(param, grad, state, *, lr, beta1, beta2, eps, weight_decay, dec
 class RAdam(Optimizer):
     """Drop-in replacement for ``torch.optim.RAdam`` (same arguments, defaults and state)."""
 
+    legacy_group_defaults = {"decoupled_weight_decay": False}
+
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
                  decoupled_weight_decay=False, *, foreach=None, maximize=False,
                  capturable=False, differentiable=False):
@@ -66,11 +68,6 @@ class RAdam(Optimizer):
                         decoupled_weight_decay=decoupled_weight_decay,
                         differentiable=differentiable)
         super().__init__(params, defaults)
-
-    def __setstate__(self, state):
-        super().__setstate__(state)
-        for group in self.param_groups:  # checkpoints saved before the switch existed
-            group.setdefault("decoupled_weight_decay", False)
 
     def update(self, param, grad, state, group):
         beta1, beta2 = group["betas"]
