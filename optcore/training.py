@@ -91,8 +91,9 @@ def fit(net, optimizer, data, *, loss_fn=mse, maximize: bool = False, closure: b
 
 
 def weights_and_biases(net, lr: float):
-    """Two parameter groups: the weights, and the biases at half the learning rate (to
-    exercise per-group hyperparameters)."""
+    """Two parameter groups: the weights, and the biases at half of ``lr`` (to exercise
+    per-group hyperparameters). :func:`train` passes the optimizer's ``lr``, or 1e-3 when none
+    is given."""
     weights = [p for n, p in net.named_parameters() if n.endswith("weight")]
     biases = [p for n, p in net.named_parameters() if n.endswith("bias")]
     return [{"params": weights}, {"params": biases, "lr": lr * 0.5}]
