@@ -27,10 +27,12 @@ def radam_update(param, grad, state, *, lr, beta1, beta2, eps, weight_decay, dec
             1 & \text{otherwise (momentum SGD)}
         \end{cases}
 
-    :math:`\rho_t` is the length of the simple moving average that :math:`v_t` approximates;
-    the variance of :math:`1/\sqrt{\hat v_t}` is finite only for :math:`\rho_t > 4`, and RAdam
-    takes plain momentum steps until :math:`\rho_t > 5`, the threshold of the authors' code
-    and of torch (with β₂ = 0.999: steps 1 to 5). Unlike Adam, ε is added to the raw
+    :math:`\rho_t` is the length of the simple moving average that :math:`v_t` approximates.
+    Modelled as a scaled inverse χ² with ρ_t degrees of freedom, :math:`1/\sqrt{\hat v_t}` has
+    a finite variance for :math:`\rho_t > 2`; the first-order approximation of it behind
+    :math:`r_t` needs :math:`\rho_t > 4`, the paper's rule, which with β₂ = 0.999 adapts from
+    step 5 (ρ₅ ≈ 4.996). The authors' code and torch adapt only for :math:`\rho_t > 5` and
+    take plain momentum steps before (with β₂ = 0.999: steps 1 to 5). Unlike Adam, ε is added to the raw
     :math:`\sqrt{v_t}` before bias correction. Liu et al. (2020), "On the Variance of the
     Adaptive Learning Rate and Beyond".
     """

@@ -14,8 +14,8 @@ def rmsprop_update(param, grad, state, *, lr, alpha, eps, weight_decay, momentum
         v_t &= \alpha\, v_{t-1} + (1 - \alpha)\, g_t^2,\quad v_0 = 0\\
         m_t &= \alpha\, m_{t-1} + (1 - \alpha)\, g_t,\quad m_0 = 0 && \text{(centered only)}\\
         s_t &= \sqrt{v_t - m_t^2} + \varepsilon \text{ if centered else } \sqrt{v_t} + \varepsilon\\
-        b_t &= \mu\, b_{t-1} + g_t / s_t,\quad b_0 = 0 && \text{(momentum)}\\
-        \theta_t &= \theta_{t-1} - \eta\, b_t \text{ if } \mu > 0
+        b_t &= \beta\, b_{t-1} + g_t / s_t,\quad b_0 = 0 && (\beta = \text{momentum})\\
+        \theta_t &= \theta_{t-1} - \eta\, b_t \text{ if } \beta > 0
                     \text{ else } \theta_{t-1} - \eta\, g_t / s_t
 
     Tieleman & Hinton (2012, lecture 6e); the centered form and the momentum on the scaled
