@@ -99,21 +99,24 @@ def weights_and_biases(net, lr: float):
     return [{"params": weights}, {"params": biases, "lr": lr * 0.5}]
 
 
-def train(make_optimizer, steps: int = 25, *, seed: int = 0, data_seed: int = 1,
-          dtype=torch.float64, device="cpu", groups: bool = False, closure: bool = False,
-          maximize: bool = False, **hyperparameters) -> Run:
-    """Train ``tiny_net(seed=seed)`` on ``regression_batches(steps, seed=data_seed)`` with
-    ``make_optimizer(params, **hyperparameters)``; ``maximize`` is passed to the optimizer and
-    to :func:`fit`. With ``groups`` the parameters are given as :func:`weights_and_biases`.
-    Two calls that differ only in the optimizer see the same network and the same batches."""
-    net = tiny_net(seed=seed, dtype=dtype, device=device)
+def train(make_optimizer, steps: int = 25, *, net=tiny_net, seed: int = 0, data_seed: int = 1,
+          dtype=torch.float64, device="cpu", groups: bool = False,
+          param_groups=weights_and_biases, closure: bool = False, maximize: bool = False,
+          **hyperparameters) -> Run:
+    """Train ``net(seed=seed, dtype=dtype, device=device)`` (default :func:`tiny_net`) on
+    ``regression_batches(steps, seed=data_seed)`` with ``make_optimizer(params,
+    **hyperparameters)``; ``maximize`` is passed to the optimizer and to :func:`fit`. With
+    ``groups`` the parameters are given as ``param_groups(net, lr)`` (default
+    :func:`weights_and_biases`). Two calls that differ only in the optimizer see the same
+    network and the same batches."""
+    model = net(seed=seed, dtype=dtype, device=device)
     lr = hyperparameters.get("lr", 1e-3)
-    params = weights_and_biases(net, lr) if groups else net.parameters()
+    params = param_groups(model, lr) if groups else model.parameters()
     if maximize:
         hyperparameters["maximize"] = True
     optimizer = make_optimizer(params, **hyperparameters)
     data = regression_batches(steps, seed=data_seed, dtype=dtype, device=device)
-    return fit(net, optimizer, data, maximize=maximize, closure=closure)
+    return fit(model, optimizer, data, maximize=maximize, closure=closure)
 
 
 def max_rel_error(a: Run, b: Run) -> float:

@@ -15,6 +15,7 @@ import io
 
 import torch
 
+from optcore import training
 from optcore.training import (Run, fit, max_rel_error, regression_batches, tiny_net,
                               weights_and_biases)
 
@@ -42,17 +43,10 @@ def first_two_and_last(net, lr):
     return [{"params": first}, {"params": [last], "lr": lr * 0.5}]
 
 
-def train(make_opt, kwargs, steps=25, *, net=tiny_net, param_groups=weights_and_biases,
-          groups=False, closure=False, seed=0, dtype=torch.float64) -> Run:
-    """Train ``net(seed=seed)`` with ``make_opt(params, **kwargs)`` on ``steps`` seeded
-    batches, recording the parameters after every step. With ``groups`` the parameters are
-    split by ``param_groups(net, lr)``; with ``closure`` the loss is evaluated inside
-    ``step(closure)``; with ``kwargs["maximize"]`` the network maximizes −loss."""
-    model = net(seed=seed, dtype=dtype)
-    params = param_groups(model, kwargs.get("lr", 1e-3)) if groups else model.parameters()
-    opt = make_opt(params, **kwargs)
-    return fit(model, opt, regression_batches(steps, dtype=dtype), closure=closure,
-               maximize=kwargs.get("maximize", False))
+def train(make_opt, kwargs, steps=25, **train_kwargs) -> Run:
+    """``optcore.training.train`` with the optimizer's arguments as one dict, as the contract
+    table stores them (``kwargs["maximize"]`` makes the network maximize −loss)."""
+    return training.train(make_opt, steps, **train_kwargs, **kwargs)
 
 
 def assert_matches(ours, theirs, kwargs, steps=25, rtol=RTOL, moved=1e-6, **train_kwargs):
