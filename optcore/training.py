@@ -5,6 +5,10 @@ twice, once with each, and comparing the parameters step by step; the tests do t
 module is that experiment, written once: :func:`tiny_net` and :func:`regression_batches` make
 the same model and data from a seed, :func:`fit` steps any optimizer through them (with a
 closure, as L-BFGS needs, or without), and :func:`train` does both and returns a :class:`Run`.
+
+Besides the toy problems, Part II's adaptive methods meet one small real task, the same in
+every chapter: :func:`digits` (scikit-learn's 8×8 handwritten digits, shipped inside the
+package, so nothing is downloaded), :func:`digits_net` and :func:`train_digits`.
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
+
+from .trace import batches
 
 
 def tiny_net(inputs: int = 4, hidden: int = 8, outputs: int = 1, *, seed: int = 0,
@@ -127,3 +133,82 @@ def max_rel_error(a: Run, b: Run) -> float:
             denom = max(torch.linalg.vector_norm(y).item(), 1e-300)
             worst = max(worst, torch.linalg.vector_norm(x - y).item() / denom)
     return worst
+
+
+# --- one small real task, shared by the chapters on adaptive methods -------------------------
+
+
+@dataclass
+class Digits:
+    """A train/test split of a classification data set: inputs (n, 64), integer labels (n,)."""
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+
+
+def digits(*, test_size: int = 497, seed: int = 0, dtype=torch.float32, device="cpu") -> Digits:
+    """scikit-learn's handwritten digits: 1,797 images of 8×8 pixels (grey levels 0–16), ten
+    classes, shipped inside the package (no download). A seeded permutation puts ``test_size``
+    images aside (1,300 remain for training), and every pixel is standardized with the training
+    images' mean and standard deviation (pixels that are constant there are only centred)."""
+    from sklearn.datasets import load_digits  # imported here: only this task needs it
+
+    data = load_digits()
+    x = torch.as_tensor(data.data, dtype=torch.float64)
+    y = torch.as_tensor(data.target, dtype=torch.long)
+    order = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))
+    test, train_ = order[:test_size], order[test_size:]
+    mean, std = x[train_].mean(0), x[train_].std(0)
+    x = (x - mean) / torch.where(std > 0, std, torch.ones_like(std))
+    put = dict(dtype=dtype, device=device)
+    return Digits(x[train_].to(**put), y[train_].to(device), x[test].to(**put), y[test].to(device))
+
+
+def digits_net(hidden: int = 32, *, seed: int = 0, dtype=torch.float32,
+               device="cpu") -> torch.nn.Module:
+    """An MLP for the digits, Linear(64, hidden) → ReLU → Linear(hidden, 10), with torch's
+    default initialization drawn from ``seed`` (the global generator is left as it was)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        net = torch.nn.Sequential(torch.nn.Linear(64, hidden), torch.nn.ReLU(),
+                                  torch.nn.Linear(hidden, 10))
+    return net.to(dtype=dtype, device=device)
+
+
+def cross_entropy(net, x, y):
+    """Mean cross-entropy of ``net``'s logits on one batch."""
+    return torch.nn.functional.cross_entropy(net(x), y)
+
+
+@dataclass
+class Classification:
+    """What :func:`train_digits` records: the mini-batch loss before each step, the loss and
+    accuracy on the held-out images after training, and the trained network and optimizer."""
+
+    losses: list[float]
+    test_loss: float
+    test_accuracy: float
+    net: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+
+
+def train_digits(make_optimizer, steps: int = 400, *, batch_size: int = 64, hidden: int = 32,
+                 seed: int = 0, data: Digits | None = None, dtype=torch.float32, device="cpu",
+                 **hyperparameters) -> Classification:
+    """Train :func:`digits_net` on :func:`digits` with ``make_optimizer(params,
+    **hyperparameters)`` for ``steps`` mini-batches of ``batch_size`` images (reshuffled every
+    epoch, from ``seed``), then evaluate on the held-out images. Two calls that differ only in
+    the optimizer see the same network and the same batches."""
+    data = data or digits(dtype=dtype, device=device)
+    net = digits_net(hidden, seed=seed, dtype=dtype, device=device)
+    optimizer = make_optimizer(net.parameters(), **hyperparameters)
+    order = batches(len(data.y_train), batch_size, True, torch.Generator().manual_seed(seed))
+    pairs = [(data.x_train[i], data.y_train[i]) for i, _ in zip(order, range(steps))]
+    run = fit(net, optimizer, pairs, loss_fn=cross_entropy, snapshots=False)
+    with torch.no_grad():
+        logits = net(data.x_test)
+        test_loss = torch.nn.functional.cross_entropy(logits, data.y_test).item()
+        accuracy = (logits.argmax(1) == data.y_test).double().mean().item()
+    return Classification(run.losses, test_loss, accuracy, net, optimizer)
