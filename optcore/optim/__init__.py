@@ -1,5 +1,5 @@
 """optcore's optimizers: drop-in replacements for torch.optim, with the math written out,
-plus three that torch lacks (Lion, SignSGD, Shampoo)."""
+plus five that torch lacks (Lion, SignSGD, Shampoo, and schedule-free SGD and AdamW)."""
 
 from .adadelta import Adadelta
 from .adafactor import Adafactor
@@ -15,6 +15,7 @@ from .nadam import NAdam
 from .radam import RAdam
 from .rmsprop import RMSprop
 from .rprop import Rprop
+from .schedule_free import AdamWScheduleFree, SGDScheduleFree
 from .sgd import SGD
 from .shampoo import Shampoo
 from .sign import SignSGD
@@ -26,5 +27,5 @@ __all__ = [
     "SGD", "Adagrad", "RMSprop", "Adadelta", "Adam", "AdamW", "Adamax", "NAdam", "RAdam",
     "Rprop", "ASGD", "SparseAdam", "Adafactor", "Muon", "LBFGS",
     # not in torch.optim
-    "Lion", "SignSGD", "Shampoo",
+    "Lion", "SignSGD", "Shampoo", "SGDScheduleFree", "AdamWScheduleFree",
 ]

@@ -7,7 +7,8 @@ complex tensors where the algorithm has no meaning for them, and undoing a step 
 half-way. The algorithm itself is one short function per tensor, `update(param, grad, state,
 group)`, that mirrors the book's equations. Between the two sits one seam, `update_group`,
 which by default loops over the group's tensors; a multi-tensor (foreach) implementation can
-replace it for one optimizer without touching the math.
+replace it for one optimizer without touching the math. What an optimizer keeps per group
+rather than per tensor (a step count, a schedule) it advances in `prepare_group`.
 """
 
 from __future__ import annotations
@@ -119,6 +120,18 @@ class Optimizer(torch.optim.Optimizer):
     def update(self, param: torch.Tensor, grad: torch.Tensor, state: dict, group: dict) -> None:
         raise NotImplementedError
 
+    def prepare_group(self, group: dict) -> dict:
+        """The parameter group as ``update_group`` and ``update`` see it at this step: by
+        default a copy with ``lr`` as a number or a 0-d tensor.
+
+        ``step`` calls it once per group and step, on the optimizer's own ``param_groups``
+        entry (not a copy), inside the undo of a failed step, and also for a group none of
+        whose parameters has a gradient. An optimizer that keeps state per group rather than
+        per tensor advances it here: the schedule-free optimizers' step count, warm-up and
+        weight sum, which their authors' package keeps in the group.
+        """
+        return {**group, "lr": as_scalar(group["lr"])}
+
     def update_group(self, params: list, grads: list, states: list, group: dict) -> None:
         """Update one parameter group: by default one tensor at a time. The seam for a
         multi-tensor implementation, which receives the same lists."""
@@ -143,10 +156,11 @@ class Optimizer(torch.optim.Optimizer):
                     self._check_sparse(param.grad)
         work = [self._gather(group) for group in self.param_groups]
         touched = [p for params, _, _ in work for p in params]
-        with undo_on_error(self.state, touched) if self.undo_failed_steps else nullcontext():
+        undo = undo_on_error(self.state, touched, groups=self.param_groups)
+        with undo if self.undo_failed_steps else nullcontext():
             for (params, grads, states), group in zip(work, self.param_groups):
+                group = self.prepare_group(group)
                 if params:
-                    group = {**group, "lr": as_scalar(group["lr"])}
                     self.update_group(params, grads, states, group)
         for param in touched:  # plain SGD keeps no state; torch then has no entry for it
             if not self.state[param]:
@@ -221,13 +235,18 @@ class undo_on_error:
     state per step; a fast path that validates before it writes could do without it.
     ``copy_state`` copies one parameter's state dict (by default :func:`copy_tensors`; an
     optimizer that never changes its state tensors in place can pass a cheaper copy).
+    ``groups`` (the optimizer's ``param_groups``) get back every entry they had, by a
+    shallow copy: enough for the numbers an optimizer keeps there (its ``prepare_group``
+    replaces them, never changes a tensor in place).
     """
 
-    def __init__(self, state, params, copy_state=None):
+    def __init__(self, state, params, copy_state=None, groups=()):
         self.state, self.params = state, list(params)
         self.copy_state = copy_state or copy_tensors
+        self.groups = list(groups)
 
     def __enter__(self):
+        self.saved_groups = [(group, dict(group)) for group in self.groups]
         self.saved = []
         for p in self.params:
             s = self.state.get(p)
@@ -239,6 +258,9 @@ class undo_on_error:
     def __exit__(self, kind, error, traceback):
         if kind is None:
             return False
+        for group, entries in self.saved_groups:
+            group.clear()
+            group.update(entries)
         for p, value, entries in self.saved:
             p.copy_(value)
             if entries is None:
