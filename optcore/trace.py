@@ -57,7 +57,8 @@ def scheduler(schedule, optimizer):
     - ``None``: the learning rate stays as constructed;
     - a class or ``functools.partial`` of one, e.g. ``partial(StepLR, step_size=10)``: called
       with the optimizer, and its ``step()`` called without arguments after every optimizer
-      step (any ``torch.optim.lr_scheduler`` but ``ReduceLROnPlateau``, which wants a metric);
+      step (any of ``torch.optim.lr_scheduler``'s or ``optcore.schedules``' but
+      ``ReduceLROnPlateau``, which wants a metric);
     - any other callable ``lr(t)``: step t runs with learning rate ``lr(t)`` in every parameter
       group (the chapters' hand-written schedules: 1/√t, a list of η_t). It is called only
       for the steps that run, t = 1 … T. (``LambdaLR``'s function counts from 0 instead and
