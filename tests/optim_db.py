@@ -1,9 +1,10 @@
 """One contract table for the optimizer tests, in the spirit of PyTorch's ``optim_db``.
 
-Each of optcore's 20 optimizers has one :class:`OptimizerInfo`: what it is checked against
+Each of optcore's 21 optimizers has one :class:`OptimizerInfo`: what it is checked against
 (its ``torch.optim`` counterpart; for the schedule-free SGD and AdamW their authors' package
-``schedulefree``, in train mode; for Lion, SignSGD and Shampoo an independent reference
-written out below), the argument grid that changes its math, its refusals, its complex and
+``schedulefree``, in train mode; for SOAP the ``pytorch-optimizer`` package with three
+conventions aligned; for Lion, SignSGD and Shampoo an independent reference written out
+below), the argument grid that changes its math, its refusals, its complex and
 sparse support, and the settings of the other contract checks. ``test_contract.py`` runs every
 check over this table; the per-module test files keep only what is particular to one
 algorithm (``test_schedule_free.py``: train()/eval() switches, checkpoints across packages).
@@ -18,12 +19,16 @@ from __future__ import annotations
 import functools
 import inspect
 import itertools
+import math
 from dataclasses import dataclass, field
+from unittest import mock
 
 import numpy as np
 import pytest
+import pytorch_optimizer
 import schedulefree
 import torch
+from pytorch_optimizer.optimizer import soap as pytorch_optimizer_soap
 
 import optcore
 from optcore.training import tiny_net, weights_and_biases
@@ -123,6 +128,59 @@ class ReferenceShampoo(Reference):
             st["buf"] = mu * st.get("buf", np.zeros_like(theta)) + G_hat
             G_hat = st["buf"]
         return theta - lr * G_hat
+
+
+class TorchWithFloat64ForFloat32:
+    """The torch module, except that ``torch.float32`` is float64 (see :class:`ReferenceSOAP`)."""
+
+    float32 = torch.float64
+
+    def __getattr__(self, name):
+        return getattr(torch, name)
+
+
+class ReferenceSOAP(pytorch_optimizer.SOAP):
+    """pytorch-optimizer's SOAP (a port of the authors' code, github.com/nikhilvyas/SOAP), run
+    as shipped except for three conventions, aligned here, each exactly in real arithmetic:
+
+    - ε: the package adds ε to √v and folds √(1 − β₂ᵗ) into the step size; torch's Adam, and
+      optcore.SOAP, add ε to √v/√(1 − β₂ᵗ). The package's step t therefore gets ε√(1 − β₂ᵗ).
+    - decay: the package multiplies θ by 1 − ηλ after its step (Hugging Face's old AdamW),
+      torch before it. The package gets weight_decay=0, and θ is decayed here before each of
+      its steps (from its second call on: the first takes no step, in both).
+    - QR in float32: for its eigenbasis refresh the package rounds S·Q to float32 whatever the
+      parameter's dtype. Inside that method its ``torch.float32`` is made float64 here, so the
+      float64 runs compare float64 arithmetic (with the rounding: 1e-8 to 1e-6 apart).
+
+    A tensor lr is passed to it as a float.
+    """
+
+    def __init__(self, params, *, eps=1e-8, weight_decay=1e-2, **kwargs):
+        super().__init__(params, eps=eps, weight_decay=0.0, **kwargs)
+        self.aligned = dict(eps=eps, weight_decay=weight_decay)
+
+    def get_orthogonal_matrix_qr(self, *args, **kwargs):
+        with mock.patch.object(pytorch_optimizer_soap, "torch", TorchWithFloat64ForFloat32()):
+            return super().get_orthogonal_matrix_qr(*args, **kwargs)
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:  # the gradient at θ before the decay, as torch's AdamW takes it
+            with torch.enable_grad():
+                loss = closure()
+        lrs = [group["lr"] for group in self.param_groups]
+        for group in self.param_groups:
+            t = group.get("step", 0)  # the package's step t (none on its first call, t = 0)
+            group["lr"] = float(group["lr"])
+            group["eps"] = self.aligned["eps"] * math.sqrt(1 - group["betas"][1] ** t)
+            for p in group["params"] if t else []:
+                if p.grad is not None:
+                    p.mul_(1 - group["lr"] * self.aligned["weight_decay"])
+        super().step()
+        for group, lr in zip(self.param_groups, lrs, strict=True):
+            group["lr"] = lr
+        return loss
 
 
 def in_train_mode(cls, **defaults):
@@ -312,6 +370,22 @@ LBFGS_GRID = [
     dict(lr=1, max_iter=6, tolerance_change=1e-2, line_search_fn="strong_wolfe"),
     dict(lr=torch.tensor(0.5), max_iter=3),  # LBFGS takes one group only: tensor lr here
 ]
+
+# Parity with pytorch-optimizer needs every eigenbasis refresh to see statistics of full rank:
+# QR(S·Q) orthonormalizes rounding noise in S's null space, so two implementations (or one on
+# two BLAS libraries) then disagree there at O(1), and their steps at O(η) (test_soap.py shows
+# it). A gradient of tiny_net's 1×8 output weight, or of a bias, has rank one, and a refresh at
+# step t sees t + 1 of them: so these settings refresh the 8-sides and the 8-bias only from t = 10
+# (precondition_frequency=10), or keep them as they are (max_precondition_dim=7: the 4-sides
+# and the 1-sides are full rank from the first gradient on).
+SOAP_GRID = [
+    dict(lr=0.01, betas=betas, weight_decay=wd, maximize=maximize, precondition_frequency=f,
+         max_precondition_dim=dim, precondition_1d=one_d)
+    for betas, wd, maximize, (f, dim, one_d) in itertools.product(
+        [(0.95, 0.95), (0.9, 0.999)], [0.0, 0.1], ON_OFF,
+        [(10, 10000, False), (10, 10000, True), (1, 7, False), (3, 7, True)])
+] + [dict(lr=0.01, shampoo_beta=0.5), dict(lr=0.01, eps=1e-3),  # ε comparable to √v̂
+     dict(lr=0.01, shampoo_beta=0.0, precondition_frequency=1, max_precondition_dim=4)]
 
 LINSPACE_TARGET = torch.linspace(-1, 1, 12).reshape(4, 3)
 
@@ -667,6 +741,42 @@ INFOS = [
                   Refusal(dict(update_freq=2.0), "update_freq"),
                   Refusal(dict(update_freq=True), "update_freq")],
         smoke=Smoke(fit_matrix, dict(lr=0.2, momentum=0.5), 60, 0.1, dict(target=LINSPACE_TARGET)),
+    ),
+    OptimizerInfo(
+        optcore.SOAP, ReferenceSOAP, non_finite="refused",
+        grid=SOAP_GRID,
+        rtol=1e-10, rtol_reason="float64 eigh and QR of statistics within ~1e-16 of the "
+        "package's; an eigenvector moves by that over the eigenvalue gap: 2.3e-13 measured",
+        moved=1e-3,
+        float32=[],
+        representative=dict(lr=0.01, weight_decay=0.1, precondition_frequency=2,
+                            max_precondition_dim=7, precondition_1d=True),
+        groups=[dict(lr=LR, weight_decay=0.1, precondition_frequency=3, max_precondition_dim=7,
+                     precondition_1d=True)],
+        # Eigenbases refreshed at steps 7 and 14 (the first call takes none): the checkpoint
+        # after 8 calls holds a fresh basis and a reordered second moment.
+        resume=[dict(lr=0.01, weight_decay=0.1, precondition_frequency=7, precondition_1d=True),
+                dict(lr=0.01)],
+        layout=[dict(lr=0.01)],
+        state_keys=[{"step", "exp_avg", "exp_avg_sq", "statistics", "eigenbases"}],
+        supports_complex=False,
+        float32_state=("exp_avg", "exp_avg_sq"),  # (and the lists statistics, eigenbases)
+        refusals=[Refusal(dict(lr=-0.1), "lr"), Refusal(dict(lr=torch.tensor([0.1, 0.2])), "lr"),
+                  Refusal(dict(betas=(1.0, 0.95)), "betas[0]"),
+                  Refusal(dict(betas=(0.9, -0.1)), "betas[1]"),
+                  Refusal(dict(shampoo_beta=1.0), "shampoo_beta"),
+                  Refusal(dict(shampoo_beta=-0.1), "shampoo_beta"),
+                  Refusal(dict(weight_decay=-0.1), "weight_decay"),
+                  Refusal(dict(precondition_frequency=0), "precondition_frequency"),
+                  Refusal(dict(precondition_frequency=2.0), "precondition_frequency"),
+                  Refusal(dict(precondition_frequency=True), "precondition_frequency"),
+                  Refusal(dict(max_precondition_dim=-1), "max_precondition_dim"),
+                  Refusal(dict(max_precondition_dim=8.5), "max_precondition_dim"),
+                  Refusal(dict(eps=-1e-8), "eps")],
+        # Fitting the 4×3 matrix from zero: ‖W − T‖/‖T‖ falls from 1 to 0.05 in 60 steps
+        # (float64, float32 and bfloat16 alike).
+        smoke=Smoke(fit_matrix, dict(lr=0.1, weight_decay=0.0), 60, 0.1,
+                    dict(target=LINSPACE_TARGET)),
     ),
     OptimizerInfo(
         # The package on its single-tensor path: foreach=None, optcore's default, which it

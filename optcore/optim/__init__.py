@@ -1,5 +1,5 @@
 """optcore's optimizers: drop-in replacements for torch.optim, with the math written out,
-plus five that torch lacks (Lion, SignSGD, Shampoo, and schedule-free SGD and AdamW)."""
+plus six that torch lacks (Lion, SignSGD, Shampoo, SOAP, and schedule-free SGD and AdamW)."""
 
 from .adadelta import Adadelta
 from .adafactor import Adafactor
@@ -19,6 +19,7 @@ from .schedule_free import AdamWScheduleFree, SGDScheduleFree
 from .sgd import SGD
 from .shampoo import Shampoo
 from .sign import SignSGD
+from .soap import SOAP
 from .sparse_adam import SparseAdam
 
 __all__ = [
@@ -27,5 +28,5 @@ __all__ = [
     "SGD", "Adagrad", "RMSprop", "Adadelta", "Adam", "AdamW", "Adamax", "NAdam", "RAdam",
     "Rprop", "ASGD", "SparseAdam", "Adafactor", "Muon", "LBFGS",
     # not in torch.optim
-    "Lion", "SignSGD", "Shampoo", "SGDScheduleFree", "AdamWScheduleFree",
+    "Lion", "SignSGD", "Shampoo", "SOAP", "SGDScheduleFree", "AdamWScheduleFree",
 ]

@@ -90,16 +90,38 @@ def shampoo_update(param, grad, state, *, lr, momentum, weight_decay, epsilon, b
     param.add_(G, alpha=-lr)
 
 
-def refuse_non_finite(G):
+def refuse_non_finite(G, name="Shampoo"):
     """Stop before a NaN or infinite gradient reaches the statistics: H would stay non-finite
-    for good, and every later eigendecomposition would fail."""
+    for good, and every later eigendecomposition would fail. ``name``: the optimizer's."""
     if not torch.isfinite(G).all():
         raise FloatingPointError(
-            "Shampoo got a non-finite gradient (NaN or inf) for a parameter of shape "
+            f"{name} got a non-finite gradient (NaN or inf) for a parameter of shape "
             f"{tuple(G.shape)}. The step was not taken: no parameter or statistic changed. "
             "Find where the loss or its gradient overflows (lower the learning rate, clip "
             "gradients), or skip such steps: torch.amp.GradScaler's scaler.step(optimizer) "
             "does that for you, and so does checking torch.isfinite on the loss.")
+
+
+def reload_statistics(optimizer, state_dict, keys):
+    """After ``torch.optim.Optimizer.load_state_dict``: put the state under ``keys`` (tensors,
+    or lists of matrices and None) back in :func:`statistics_dtype`. torch casts every
+    floating-point state tensor to its parameter's dtype
+    (Optimizer._process_value_according_to_param_policy), which would round the float32
+    statistics of a bfloat16 parameter to bfloat16."""
+    def restore(value, param):
+        if isinstance(value, list):
+            return [restore(v, param) for v in value]
+        if value is None:
+            return None
+        return value.to(device=param.device, dtype=statistics_dtype(param.dtype))
+
+    saved_ids = chain.from_iterable(g["params"] for g in state_dict["param_groups"])
+    params = chain.from_iterable(g["params"] for g in optimizer.param_groups)
+    for saved_id, param in zip(saved_ids, params, strict=True):
+        saved = state_dict["state"].get(saved_id, {})
+        for key in keys:
+            if key in saved:
+                optimizer.state[param][key] = restore(saved[key], param)
 
 
 class Shampoo(Optimizer):
@@ -128,19 +150,7 @@ class Shampoo(Optimizer):
 
     def load_state_dict(self, state_dict):
         super().load_state_dict(state_dict)
-        # torch.optim casts every floating-point state tensor to its parameter's dtype
-        # (Optimizer._process_value_according_to_param_policy), which would round the float32
-        # statistics of a bfloat16 parameter to bfloat16. Reload them in Shampoo's own dtype.
-        saved_ids = chain.from_iterable(g["params"] for g in state_dict["param_groups"])
-        params = chain.from_iterable(g["params"] for g in self.param_groups)
-        for saved_id, param in zip(saved_ids, params, strict=True):
-            saved = state_dict["state"].get(saved_id, {})
-            for key in ("statistics", "preconditioners"):
-                if key in saved:
-                    self.state[param][key] = [
-                        m.to(device=param.device, dtype=statistics_dtype(param.dtype))
-                        for m in saved[key]
-                    ]
+        reload_statistics(self, state_dict, ("statistics", "preconditioners"))
 
     def update(self, param, grad, state, group):
         shampoo_update(param, grad, state, lr=group["lr"], momentum=group["momentum"],
