@@ -31,8 +31,10 @@ def nadam_update(param, grad, state, *, lr, beta1, beta2, eps, weight_decay, mom
 
     The Nesterov look-ahead: the step uses the momentum of the *next* step, :math:`\mu_{t+1}`,
     on :math:`m_t` and the current :math:`1 - \mu_t` on the fresh gradient. The EMA itself uses
-    the constant :math:`\beta_1`; the schedule only enters :math:`\hat m_t`.
-    Dozat (2016), "Incorporating Nesterov Momentum into Adam".
+    the constant :math:`\beta_1`, as in torch and Keras; the schedule only enters
+    :math:`\hat m_t`. (Dozat's Algorithm 2 averages with :math:`\mu_t`, for which
+    :math:`1 - \Pi_t` is the exact bias correction.) Dozat (2016), "Incorporating Nesterov
+    Momentum into Adam".
     """
     # Π_t is a 0-d tensor like the step, as in torch: float32 unless the default dtype is
     # float64, so it is rounded to float32 even for float64 parameters (and torch's

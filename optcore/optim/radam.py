@@ -1,5 +1,5 @@
-"""RAdam: Adam that turns its adaptive step on once that step's variance is finite
-({ref}`ch-adamax-nadam-radam`)."""
+"""RAdam: Adam that takes momentum steps until its adaptive step's variance can be estimated
+and rectified (ρ_t > 5, as torch; {ref}`ch-adamax-nadam-radam`)."""
 
 from __future__ import annotations
 
@@ -28,13 +28,13 @@ def radam_update(param, grad, state, *, lr, beta1, beta2, eps, weight_decay, dec
         \end{cases}
 
     :math:`\rho_t` is the length of the simple moving average that :math:`v_t` approximates.
-    Modelled as a scaled inverse χ² with ρ_t degrees of freedom, :math:`1/\sqrt{\hat v_t}` has
-    a finite variance for :math:`\rho_t > 2`; the first-order approximation of it behind
-    :math:`r_t` needs :math:`\rho_t > 4`, the paper's rule, which with β₂ = 0.999 adapts from
-    step 5 (ρ₅ ≈ 4.996). The authors' code and torch adapt only for :math:`\rho_t > 5` and
-    take plain momentum steps before (with β₂ = 0.999: steps 1 to 5). Unlike Adam, ε is added to the raw
-    :math:`\sqrt{v_t}` before bias correction. Liu et al. (2020), "On the Variance of the
-    Adaptive Learning Rate and Beyond".
+    With :math:`\hat v_t` modelled as a scaled χ² variable with ρ_t degrees of freedom,
+    :math:`1/\sqrt{\hat v_t}` has a finite variance for :math:`\rho_t > 2`; the first-order
+    approximation of it behind :math:`r_t` needs :math:`\rho_t > 4`, the paper's rule, which
+    with β₂ = 0.999 adapts from step 5 (ρ₅ ≈ 4.996). The authors' code (:math:`\rho_t \ge 5`)
+    and torch (:math:`\rho_t > 5`) take plain momentum steps until then (with β₂ = 0.999:
+    steps 1 to 5). Unlike Adam, ε is added to the raw :math:`\sqrt{v_t}` before bias
+    correction. Liu et al. (2020), "On the Variance of the Adaptive Learning Rate and Beyond".
     """
     init_state(state, param, "step", "exp_avg", "exp_avg_sq")
     t = count_step_(state)
