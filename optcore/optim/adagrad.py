@@ -12,13 +12,13 @@ def adagrad_update(param, grad, state, *, lr, lr_decay, weight_decay, eps):
     r"""One AdaGrad step on one tensor, in place ({ref}`ch-adagrad`).
 
     .. math::
-        \eta_t &= \eta \,/\, \bigl(1 + (t - 1)\,\delta\bigr) && (\delta = \text{lr\_decay})\\
+        \eta_t &= \eta \,/\, \bigl(1 + (t - 1)\,\gamma\bigr) && (\gamma = \text{lr\_decay})\\
         g_t &\leftarrow g_t + \lambda\,\theta_{t-1} && \text{(L2 penalty)}\\
         G_t &= G_{t-1} + g_t^2, \quad G_0 = \text{initial\_accumulator\_value}\\
         \theta_t &= \theta_{t-1} - \eta_t\, g_t \,/\, \bigl(\sqrt{G_t} + \varepsilon\bigr)
 
-    The diagonal AdaGrad of Duchi, Hazan & Singer (2011), with ε outside the root as in
-    torch.optim. A sparse gradient (``nn.Embedding(sparse=True)``) updates only the rows it
+    The diagonal AdaGrad of Duchi, Hazan & Singer (2011), with ε (their δ) outside the root as
+    in torch.optim. A sparse gradient (``nn.Embedding(sparse=True)``) updates only the rows it
     names, which is the same math: a row with g = 0 keeps its G and its θ.
     """
     t = count_step_(state)

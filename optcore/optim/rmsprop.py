@@ -18,7 +18,7 @@ def rmsprop_update(param, grad, state, *, lr, alpha, eps, weight_decay, momentum
         \theta_t &= \theta_{t-1} - \eta\, b_t \text{ if } \beta > 0
                     \text{ else } \theta_{t-1} - \eta\, g_t / s_t
 
-    Tieleman & Hinton (2012, lecture 6e); the centered form and the momentum on the scaled
+    Tieleman & Hinton (2012, lecture 6.5); the centered form and the momentum on the scaled
     step are from Graves (2013), who puts ε inside the root. torch.optim adds ε outside the
     root and does no bias correction: v_0 = 0, so v_1 = (1 − α) g_1² and the first step has
     length about η/√(1 − α) per coordinate (10η for the default α = 0.99).
