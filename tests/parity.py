@@ -97,6 +97,35 @@ def reload_through_checkpoint(module, opt, make_module, make_opt):
     return module, opt
 
 
+def resume_bfloat16_matrix(make_opt, steps, split):
+    """Fit a 4×3 bfloat16 matrix W to a fixed target with ``make_opt([W])``: once for ``steps``
+    steps straight, once interrupted after ``split`` steps, checkpointed with
+    :func:`reload_through_checkpoint` and continued. Returns the two final matrices and the
+    resumed optimizer's state entries as ``load_state_dict`` left them, for the optimizers that
+    keep float32 statistics for bfloat16 weights (torch.optim's loading would cast them)."""
+    target = torch.linspace(-1, 1, 12).reshape(4, 3)
+
+    def fresh():
+        module = torch.nn.Module()
+        module.W = torch.nn.Parameter(torch.zeros(4, 3, dtype=torch.bfloat16))
+        return module
+
+    def run(W, opt, n):
+        for _ in range(n):
+            opt.zero_grad()
+            ((W.float() - target) ** 2).sum().backward()
+            opt.step()
+
+    straight, first = fresh(), fresh()
+    run(straight.W, make_opt([straight.W]), steps)
+    opt = make_opt([first.W])
+    run(first.W, opt, split)
+    resumed, opt = reload_through_checkpoint(first, opt, fresh, lambda m: make_opt([m.W]))
+    loaded = dict(opt.state[resumed.W])
+    run(resumed.W, opt, steps - split)
+    return straight.W, resumed.W, loaded
+
+
 def assert_same_state_layout(ours, theirs):
     """Equal param_groups, and per parameter the same state keys in the same order, with the
     same types; tensors with the same shape, dtype, device and layout, lists of the same

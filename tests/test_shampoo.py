@@ -6,8 +6,6 @@ of order 3 and 0, the preconditioners against scipy's matrix powers, update_freq
 checkpoints, the state's shapes, convergence.
 """
 
-import io
-
 import numpy as np
 import pytest
 import scipy.linalg
@@ -16,7 +14,7 @@ import torch
 from optcore.optim.shampoo import Shampoo
 from optcore.training import Run, max_rel_error
 from optim_db import ReferenceShampoo
-from parity import least_squares, train
+from parity import least_squares, resume_bfloat16_matrix, train
 
 
 class TensorModel(torch.nn.Module):
@@ -137,32 +135,11 @@ def test_shampoo_keeps_one_n_by_n_statistic_per_dimension_and_a_0d_step():
 
 def test_shampoo_bfloat16_resume_keeps_float32_statistics_and_is_exact():
     """torch.optim's load_state_dict would cast the statistics to bfloat16; Shampoo's does not."""
-    target = torch.linspace(-1, 1, 12).reshape(4, 3)
-
-    def run(W, opt, steps):
-        for _ in range(steps):
-            opt.zero_grad()
-            ((W.float() - target) ** 2).sum().backward()
-            opt.step()
-
-    W1 = torch.zeros(4, 3, dtype=torch.bfloat16, requires_grad=True)
-    opt1 = Shampoo([W1], lr=0.05, momentum=0.5, update_freq=2)
-    run(W1, opt1, 6)
-    W2 = torch.zeros(4, 3, dtype=torch.bfloat16, requires_grad=True)
-    opt2 = Shampoo([W2], lr=0.05, momentum=0.5, update_freq=2)
-    run(W2, opt2, 3)
-    buffer = io.BytesIO()
-    torch.save({"W": W2.detach(), "opt": opt2.state_dict()}, buffer)
-    buffer.seek(0)
-    checkpoint = torch.load(buffer, weights_only=True)
-    W3 = checkpoint["W"].clone().requires_grad_()
-    opt3 = Shampoo([W3], lr=0.05, momentum=0.5, update_freq=2)
-    opt3.load_state_dict(checkpoint["opt"])
-    state = opt3.state[W3]
+    straight, resumed, state = resume_bfloat16_matrix(
+        lambda params: Shampoo(params, lr=0.05, momentum=0.5, update_freq=2), steps=6, split=3)
     assert [H.dtype for H in state["statistics"] + state["preconditioners"]] == [torch.float32] * 4
     assert state["momentum_buffer"].dtype == torch.bfloat16
-    run(W3, opt3, 3)
-    assert torch.equal(W3, W1)
+    assert torch.equal(resumed, straight)
 
 
 def test_shampoo_refuses_complex_parameters_in_add_param_group_too():

@@ -7,8 +7,6 @@ and 0, the first call, why the parity grid avoids refreshing a rank-deficient st
 bfloat16 checkpoints, convergence.
 """
 
-import io
-
 import pytest
 import torch
 
@@ -16,7 +14,7 @@ import optcore
 from optcore.optim.soap import SOAP, eigenbasis, power_iteration_
 from optcore.training import Run, fit, max_rel_error, regression_batches, tiny_net
 from optim_db import ReferenceSOAP
-from parity import least_squares
+from parity import least_squares, resume_bfloat16_matrix
 from test_shampoo import TensorModel, train_tensor_model
 
 ADAMW_SETTINGS = [
@@ -176,34 +174,11 @@ def test_refreshing_a_rank_deficient_statistic_gives_noise_columns():
 def test_soap_bfloat16_resume_keeps_float32_state_and_is_exact():
     """torch.optim's load_state_dict would cast the moments, statistics and bases to bfloat16;
     SOAP's puts them back in float32. Refreshes at steps 2 and 4: around the checkpoint."""
-    target = torch.linspace(-1, 1, 12).reshape(4, 3)
-
-    def run(W, opt, steps):
-        for _ in range(steps):
-            opt.zero_grad()
-            ((W.float() - target) ** 2).sum().backward()
-            opt.step()
-
-    def make(W):
-        return SOAP([W], lr=0.05, precondition_frequency=2)
-
-    W1 = torch.zeros(4, 3, dtype=torch.bfloat16, requires_grad=True)
-    run(W1, make(W1), 7)
-    W2 = torch.zeros(4, 3, dtype=torch.bfloat16, requires_grad=True)
-    opt2 = make(W2)
-    run(W2, opt2, 4)
-    buffer = io.BytesIO()
-    torch.save({"W": W2.detach(), "opt": opt2.state_dict()}, buffer)
-    buffer.seek(0)
-    checkpoint = torch.load(buffer, weights_only=True)
-    W3 = checkpoint["W"].clone().requires_grad_()
-    opt3 = make(W3)
-    opt3.load_state_dict(checkpoint["opt"])
-    state = opt3.state[W3]
+    straight, resumed, state = resume_bfloat16_matrix(
+        lambda params: SOAP(params, lr=0.05, precondition_frequency=2), steps=7, split=4)
     tensors = [state["exp_avg"], state["exp_avg_sq"], *state["statistics"], *state["eigenbases"]]
     assert [x.dtype for x in tensors] == [torch.float32] * 6
-    run(W3, opt3, 3)
-    assert torch.equal(W3, W1)
+    assert torch.equal(resumed, straight)
 
 
 @pytest.mark.parametrize("kwargs, steps, factor", [
