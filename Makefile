@@ -12,7 +12,7 @@ BUILD  := $(BIN)/jupyter-book build . -W -n --keep-going
 # training cell took 31.8 s of CPU with two threads and 1.8 s with one.
 export OMP_NUM_THREADS := 1
 
-.PHONY: book test pair serve clean
+.PHONY: book test test-gpu pair serve clean
 
 # torch comes first and alone: pinned, it is the local CPU wheel; unpinned, or pulled in by
 # another package, it would download gigabytes of CUDA libraries. Its pin is written once, in
@@ -37,6 +37,20 @@ book: $(STAMP)
 test: $(STAMP)
 	$(BUILD)
 	$(BIN)/python -m pytest -n 2 --dist loadfile --nbval-lax tests chapters
+
+# Every chapter under nbval with its `gpu` cells on the GPU: each such cell must allocate CUDA
+# memory, or it fails (conftest.py), since a cell that forgot optcore.device() passes on a CPU.
+# Needs a CUDA build of torch==2.13.0 in .venv. `make test-gpu OPTCORE_DEVICE=cpu` forces the
+# CPU instead (then no gpu cell may touch CUDA), which is how the command is tested without one.
+OPTCORE_DEVICE ?= cuda
+NO_CUDA := OPTCORE_DEVICE=$(OPTCORE_DEVICE), but this torch sees no CUDA device: install a CUDA \
+build of $(TORCH) into $(VENV), or run make test-gpu OPTCORE_DEVICE=cpu
+
+test-gpu: $(STAMP)
+	@$(BIN)/python -c "import sys, torch; sys.exit(torch.device('$(OPTCORE_DEVICE)').type == 'cuda' \
+		and not torch.cuda.is_available() and '$(NO_CUDA)')"
+	OPTCORE_DEVICE=$(OPTCORE_DEVICE) DESCENT_CHECK_GPU_CELLS=1 \
+		$(BIN)/python -m pytest -n 2 --dist loadfile --nbval-lax chapters
 
 # Regenerate the Colab copies (.ipynb, no outputs) from the chapters (.md, the source).
 pair: $(STAMP)

@@ -25,7 +25,8 @@ optcore is not installed: the copy (``chapters/NN_slug.ipynb``) has the same cel
 build (``make book``) executes each chapter once more, in ``.venv``: twice in all per
 ``make test``. ``--nbval-current-env`` and ``--nbval-kernel-name`` do not apply to the chapters.
 
-Also reports each chapter's running time against the book's budget of 60 s per chapter.
+Also reports each chapter's running time against the book's budget of 60 s per chapter, and,
+for ``make test-gpu``, checks that every cell tagged ``gpu`` ran on the device it was given.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ from nbval.kernel import RunningKernel
 
 # Imported here, not when the first chapter starts, so that torch's import (optcore imports it)
 # is not charged to that chapter's time budget.
+from optcore.device import device as optcore_device
 from optcore.widgets import STATIC_SITE_ENV
 
 ROOT = Path(__file__).parent
@@ -230,6 +232,47 @@ def fail(message: str):
     pytest.fail(message, pytrace=False)  # the message says it all; no traceback of this file
 
 
+# --- GPU cells ---------------------------------------------------------------------------
+# A chapter's cell tagged `gpu` takes its device from optcore.device(), which reads
+# OPTCORE_DEVICE. `make test-gpu` sets that (cuda unless told otherwise) and GPU_CHECK_ENV; then
+# each gpu cell must have allocated CUDA memory when the device is CUDA, and none when it is the
+# CPU. A cell that builds its tensors on the CPU by mistake passes everywhere else: this is the
+# one run that notices. The count is torch's number of allocation requests, which grows even when
+# the caching allocator serves a request from memory it already holds.
+
+GPU_CHECK_ENV = "DESCENT_CHECK_GPU_CELLS"
+CUDA_ALLOCATIONS = ("__import__('torch').cuda.memory_stats().get('allocation.all.allocated', 0) "
+                    "if __import__('torch').cuda.is_initialized() else 0")
+_gpu_cells_checked: list[str] = []
+
+
+def checking_gpu_cells() -> bool:
+    return os.environ.get(GPU_CHECK_ENV) == "1"
+
+
+def is_gpu_cell(item) -> bool:
+    return (isinstance(item, nbval.plugin.IPyNbCell)
+            and "gpu" in item.cell.get("metadata", {}).get("tags", []))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    if not (checking_gpu_cells() and is_gpu_cell(item)):
+        return (yield)
+    before = item.parent.evaluate(CUDA_ALLOCATIONS)
+    result = yield  # a failing cell raises here, and is reported as it is
+    allocated = item.parent.evaluate(CUDA_ALLOCATIONS) - before
+    wanted = optcore_device()  # what the cell's optcore.device() returned: same environment
+    if wanted.type == "cuda" and allocated == 0:
+        fail(f"this gpu cell allocated no CUDA memory, but optcore.device() is {wanted}: "
+             "its tensors and model must live on optcore.device()")
+    if wanted.type != "cuda" and allocated > 0:
+        fail(f"this gpu cell allocated CUDA memory {allocated} times, but optcore.device() is "
+             f"{wanted}: it must use optcore.device(), not a device of its own")
+    item.user_properties.append(("gpu_cell_device", str(wanted)))
+    return result
+
+
 # --- the time budget -------------------------------------------------------------------
 # nbval runs one item per cell; the controller (also under xdist) sees every report, so it
 # sums the items' durations (setup, call, teardown: the clean environment, the kernel's start
@@ -243,9 +286,15 @@ def pytest_runtest_logreport(report):
     path, _, item = report.nodeid.partition("::")
     if path.endswith(".md") and item:
         _notebook_seconds[path] += report.duration
+    if report.when == "call" and report.passed and dict(report.user_properties).get(
+            "gpu_cell_device") is not None:
+        _gpu_cells_checked.append(report.nodeid)
 
 
 def pytest_terminal_summary(terminalreporter):
+    if checking_gpu_cells():
+        terminalreporter.section(f"gpu cells on optcore.device() = {optcore_device()}")
+        terminalreporter.write_line(f"{len(_gpu_cells_checked)} gpu cells ran on that device")
     if not _notebook_seconds:
         return
     terminalreporter.section("chapter running times (budget %.0f s each)" % CHAPTER_BUDGET_S)
@@ -255,6 +304,11 @@ def pytest_terminal_summary(terminalreporter):
 
 
 def pytest_sessionfinish(session, exitstatus):
+    if (checking_gpu_cells() and not _gpu_cells_checked and exitstatus == pytest.ExitCode.OK
+            and not hasattr(session.config, "workerinput")):
+        session.config.pluginmanager.get_plugin("terminalreporter").write_line(
+            f"FAILED: {GPU_CHECK_ENV}=1, but no passing gpu cell was collected", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
     over = {p: s for p, s in _notebook_seconds.items() if s > CHAPTER_BUDGET_S}
     if over and exitstatus == pytest.ExitCode.OK and not hasattr(session.config, "workerinput"):
         names = ", ".join(f"{p} ({s:.0f} s)" for p, s in over.items())

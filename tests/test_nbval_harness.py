@@ -32,22 +32,26 @@ class Run(NamedTuple):
     outcomes: dict[str, dict[str, str]]  # {notebook: {item: "PASSED" or "FAILED"}}
 
 
-@pytest.fixture(scope="module")
-def run() -> Run:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), STATIC_SITE_ENV: "1"}
+def run_notebooks(names: list[str], **variables: str) -> Run:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), STATIC_SITE_ENV: "1", **variables}
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-n", "2", "--dist", "loadfile", "--nbval-lax", "-rA",
          "--color=no", "-p", "no:cacheprovider", "--rootdir", str(ROOT),
          "-c", str(ROOT / "pyproject.toml"),
-         *[f"tests/fixtures/{name}.md" for name in NOTEBOOKS]],
+         *[f"tests/fixtures/{name}.md" for name in names]],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
     )
     text = ANSI_COLOUR.sub("", result.stdout + result.stderr)
-    outcomes: dict[str, dict[str, str]] = {name: {} for name in NOTEBOOKS}
+    outcomes: dict[str, dict[str, str]] = {name: {} for name in names}
     for line in text.splitlines():
         if match := SUMMARY_LINE.match(line):
             outcomes[Path(match[2]).stem][match[3]] = match[1]
     return Run(text, outcomes)
+
+
+@pytest.fixture(scope="module")
+def run() -> Run:
+    return run_notebooks(NOTEBOOKS)
 
 
 def test_harness_runs_every_cell_of_a_markdown_notebook_and_installs_optcore(run):
@@ -86,3 +90,33 @@ def test_harness_reports_each_notebooks_running_time(run):
     for name in NOTEBOOKS:
         assert re.search(rf"^ +\d+\.\d s  tests/fixtures/{name}\.md$", section, flags=re.M), (
             run.text)
+
+
+# `make test-gpu` (DESCENT_CHECK_GPU_CELLS=1): without a GPU, the check is tested both ways it
+# can be here. Forced to the CPU, a gpu cell that uses optcore.device() passes and is counted;
+# asked for CUDA, a gpu cell that never touches CUDA fails, although its own asserts pass.
+
+@pytest.fixture(scope="module")
+def gpu_check_on_the_cpu() -> Run:
+    return run_notebooks(["gpu_cell_on_its_device"],
+                         DESCENT_CHECK_GPU_CELLS="1", OPTCORE_DEVICE="cpu")
+
+
+@pytest.fixture(scope="module")
+def gpu_check_wanting_cuda() -> Run:
+    return run_notebooks(["gpu_cell_on_the_cpu"], DESCENT_CHECK_GPU_CELLS="1", OPTCORE_DEVICE="cuda")
+
+
+def test_gpu_check_passes_a_gpu_cell_on_the_device_it_was_given(gpu_check_on_the_cpu):
+    run = gpu_check_on_the_cpu
+    assert run.outcomes["gpu_cell_on_its_device"]["Cell 1"] == "PASSED", run.text
+    assert "gpu cells on optcore.device() = cpu" in run.text
+    assert "1 gpu cells ran on that device" in run.text
+
+
+def test_gpu_check_fails_a_gpu_cell_that_left_its_tensors_on_the_cpu(gpu_check_wanting_cuda):
+    run = gpu_check_wanting_cuda
+    assert run.outcomes["gpu_cell_on_the_cpu"]["Cell 0"] == "FAILED", run.text
+    assert run.outcomes["gpu_cell_on_the_cpu"]["Cell 1"] == "PASSED", run.text
+    assert "this gpu cell allocated no CUDA memory, but optcore.device() is cuda" in run.text
+    assert "0 gpu cells ran on that device" in run.text
