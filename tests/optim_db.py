@@ -1,10 +1,10 @@
 """One contract table for the optimizer tests, in the spirit of PyTorch's ``optim_db``.
 
-Each of optcore's 21 optimizers has one :class:`OptimizerInfo`: what it is checked against
+Each of optcore's 22 optimizers has one :class:`OptimizerInfo`: what it is checked against
 (its ``torch.optim`` counterpart; for the schedule-free SGD and AdamW their authors' package
 ``schedulefree``, in train mode; for SOAP the ``pytorch-optimizer`` package with three
-conventions aligned; for Lion, SignSGD and Shampoo an independent reference written out
-below), the argument grid that changes its math, its refusals, its complex and
+conventions aligned; for Lion, SignSGD, Shampoo and 8-bit Adam an independent reference
+written out below), the argument grid that changes its math, its refusals, its complex and
 sparse support, and the settings of the other contract checks. ``test_contract.py`` runs every
 check over this table; the per-module test files keep only what is particular to one
 algorithm (``test_schedule_free.py``: train()/eval() switches, checkpoints across packages).
@@ -128,6 +128,50 @@ class ReferenceShampoo(Reference):
             st["buf"] = mu * st.get("buf", np.zeros_like(theta)) + G_hat
             G_hat = st["buf"]
         return theta - lr * G_hat
+
+
+@functools.cache
+def bitsandbytes_maps():
+    """bitsandbytes' signed and unsigned dynamic maps, as float64 arrays (imported only when
+    needed: the import prints a line about a CPU kernel it does not find)."""
+    from bitsandbytes.functional import create_dynamic_map
+    return tuple(create_dynamic_map(signed).double().numpy() for signed in (True, False))
+
+
+def quantized(x, code, block):
+    """x through block-wise quantization and back, by brute force: per block of ``block``
+    elements, absmax = max|x|, and x/absmax replaced by the nearest value of ``code`` (argmin
+    over all 256: the first, lower one on a tie), times absmax."""
+    flat = np.concatenate([x.reshape(-1), np.zeros(-x.size % block)]).reshape(-1, block)
+    absmax = np.abs(flat).max(axis=1, keepdims=True)
+    normed = flat / np.where(absmax > 0, absmax, 1.0)
+    nearest = np.abs(normed[..., None] - code).argmin(axis=-1)
+    return (code[nearest] * absmax).reshape(-1)[:x.size].reshape(x.shape)
+
+
+class ReferenceAdam8bit(Reference):
+    """Dettmers et al. (2022), Algorithm 1 with bitsandbytes' conventions: AdamW's step (ε
+    outside √v̂, decoupled decay), then m and v replaced by their block-wise quantization with
+    bitsandbytes' own signed and unsigned maps; tensors below min_8bit_size keep them exact.
+    The state keeps the dequantized m and v, the information the codes carry."""
+
+    def numpy_update(self, theta, g, st, h):
+        b1, b2 = h.get("betas", (0.9, 0.999))
+        lr, eps, wd = h["lr"], h.get("eps", 1e-8), h.get("weight_decay", 0.0)
+        if not st:
+            st.update(t=0, m=np.zeros_like(theta), v=np.zeros_like(theta))
+        st["t"] += 1
+        t = st["t"]
+        theta = theta * (1 - lr * wd)
+        m = b1 * st["m"] + (1 - b1) * g
+        v = b2 * st["v"] + (1 - b2) * g * g
+        theta = theta - lr / (1 - b1**t) * m / (np.sqrt(v) / np.sqrt(1 - b2**t) + eps)
+        if theta.size >= h.get("min_8bit_size", 4096):
+            signed, unsigned = bitsandbytes_maps()
+            m = quantized(m, signed, h.get("block_size", 256))
+            v = quantized(v, unsigned, h.get("block_size", 256))
+        st["m"], st["v"] = m, v
+        return theta
 
 
 class TorchWithFloat64ForFloat32:
@@ -833,6 +877,30 @@ INFOS = [
                   Refusal(dict(weight_lr_power=-2.0), "weight_lr_power", torch_refuses=False)],
         # Σw² from 3.0, 100 steps of lr = 0.2: max|y| is 0.018 in float64, 0.020 in bfloat16.
         smoke=Smoke(shrink_from_3, dict(lr=0.2), 100, 0.1),
+    ),
+    OptimizerInfo(
+        optcore.Adam8bit, ReferenceAdam8bit, non_finite="refused",
+        # 4 → 40 → 1: a 40×4 weight is 2 full blocks of 64 and a short one of 32.
+        net=functools.partial(tiny_net, hidden=40),
+        grid=grid(lr=[1e-2], betas=BETAS, eps=[1e-8, 1e-3], weight_decay=[0.0, 0.1],
+                  min_8bit_size=[0, 4096], block_size=[64])
+        + [dict(lr=1e-2, min_8bit_size=0), dict(lr=1e-2, min_8bit_size=100, block_size=128)],
+        rtol_reason="float64: rounding near 1e-14 flips no code (a flip would cost ~1e-3)",
+        float32=[],
+        representative=dict(lr=1e-2, weight_decay=0.1, min_8bit_size=0, block_size=64),
+        groups=[dict(lr=LR, weight_decay=0.1, min_8bit_size=0, block_size=64)],
+        resume=[dict(lr=1e-2, weight_decay=0.1, min_8bit_size=0, block_size=64),
+                dict(lr=1e-2, weight_decay=0.1)],
+        layout=[dict(lr=1e-2)],  # below min_8bit_size: Adam's state (8-bit: test_adam8bit.py)
+        state_keys=[{"step", "exp_avg", "exp_avg_sq"}],
+        supports_complex=False,
+        refusals=common_refusals("lr", "eps", "betas", "weight_decay") + [
+            Refusal(dict(block_size=32), "block_size"),
+            Refusal(dict(block_size=100), "block_size"),
+            Refusal(dict(block_size=256.0), "block_size"),
+            Refusal(dict(min_8bit_size=-1), "min_8bit_size"),
+            Refusal(dict(min_8bit_size=10.5), "min_8bit_size")],
+        smoke=ADAM_SMOKE,  # below min_8bit_size (the test wants state in the parameter's dtype)
     ),
 ]
 

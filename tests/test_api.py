@@ -31,7 +31,8 @@ def shape(cls):
     return [(p.name, p.kind, p.default) for p in inspect.signature(cls.__init__).parameters.values()]
 
 
-@pytest.mark.parametrize("name", ["Lion", "SignSGD", "Shampoo", "SOAP"])
+@pytest.mark.parametrize("name", ["Lion", "SignSGD", "Shampoo", "SOAP", "Adam8bit",
+                                  "SGDScheduleFree", "AdamWScheduleFree"])
 def test_optimizers_torch_lacks_are_exported(name):
     assert issubclass(getattr(optcore, name), torch.optim.Optimizer)
     assert not hasattr(torch.optim, name)
@@ -39,7 +40,7 @@ def test_optimizers_torch_lacks_are_exported(name):
 
 @pytest.mark.parametrize("name", ["SGD", "Adagrad", "RMSprop", "Adadelta", "Adam", "AdamW",
                                   "Adamax", "NAdam", "RAdam", "ASGD", "Adafactor", "Lion",
-                                  "SignSGD", "Shampoo", "SOAP"])
+                                  "SignSGD", "Shampoo", "SOAP", "Adam8bit"])
 def test_one_element_tensor_lr_keeps_a_scalar_parameter_scalar(name):
     w = torch.tensor(1.0, dtype=torch.float64, requires_grad=True)
     opt = getattr(optcore, name)([w], lr=torch.tensor([0.1], dtype=torch.float64))

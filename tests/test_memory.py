@@ -46,6 +46,17 @@ def soap(shape, dtype):
     return SCALAR + (2 * numel(shape) + stats) * size
 
 
+def adam8bit(block_size):
+    """m and v as one uint8 code per element (2 bytes), one float32 absmax per block of each
+    (2 · 4 · ⌈numel/block_size⌉ bytes, float32 for a bfloat16 parameter too: the scales are
+    computed in float32), and the step counter: 2 + 8/block_size bytes per element for whole
+    blocks."""
+    def expected(shape, dtype):
+        blocks = -(-numel(shape) // block_size)
+        return 2 * numel(shape) + 2 * 4 * blocks + SCALAR
+    return expected
+
+
 # (id, optcore class, kwargs, expected bytes of one parameter's state, counterpart or None)
 CASES = [
     ("SGD", optcore.SGD, dict(lr=0.01), per_element(0), torch.optim.SGD),
@@ -81,6 +92,11 @@ CASES = [
     ("AdamWScheduleFree", optcore.AdamWScheduleFree, dict(lr=0.01), per_element(2),
      schedulefree.AdamWScheduleFree),
     ("Muon", optcore.Muon, dict(lr=0.01), per_element(1), torch.optim.Muon),
+    # Every tensor of the 5-3-2 network (15, 3, 6, 2 elements) quantized, in blocks of 64: one
+    # block each. Tensors below the default min_8bit_size (4096) keep Adam's state.
+    ("Adam8bit", optcore.Adam8bit, dict(lr=0.01, min_8bit_size=0, block_size=64),
+     adam8bit(64), None),
+    ("Adam8bit-small", optcore.Adam8bit, dict(lr=0.01), per_element(2, 1), None),
 ]
 IDS = [case[0] for case in CASES]
 

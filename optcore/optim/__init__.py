@@ -1,10 +1,12 @@
 """optcore's optimizers: drop-in replacements for torch.optim, with the math written out,
-plus six that torch lacks (Lion, SignSGD, Shampoo, SOAP, and schedule-free SGD and AdamW)."""
+plus seven that torch lacks (Lion, SignSGD, Shampoo, SOAP, schedule-free SGD and AdamW, and
+8-bit Adam)."""
 
 from .adadelta import Adadelta
 from .adafactor import Adafactor
 from .adagrad import Adagrad
 from .adam import Adam, AdamW
+from .adam8bit import Adam8bit
 from .adamax import Adamax
 from .asgd import ASGD
 from .base import Optimizer
@@ -29,4 +31,5 @@ __all__ = [
     "Rprop", "ASGD", "SparseAdam", "Adafactor", "Muon", "LBFGS",
     # not in torch.optim
     "Lion", "SignSGD", "Shampoo", "SOAP", "SGDScheduleFree", "AdamWScheduleFree",
+    "Adam8bit",
 ]
