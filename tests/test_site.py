@@ -164,3 +164,12 @@ def test_no_latex_is_left_outside_math(doc):
         element.decompose()
     leftovers = sorted({match.group() for match in RAW_LATEX.finditer(main.get_text())})
     assert not leftovers, f"{doc}: LaTeX outside math: {leftovers}"
+
+
+@pytest.mark.parametrize("doc", chapter_files())
+def test_each_chapter_shows_the_number_of_its_file(doc):
+    """Sphinx numbers the chapters of numbered parts consecutively: a part left unnumbered, or a
+    chapter missing before it, would show chapter 17 as "12." and its equations as (12.n)."""
+    number = page(html_of(doc)).select_one("h1 span.section-number")
+    assert number is not None, f"{doc}: its title has no chapter number"
+    assert number.get_text().strip() == f"{int(Path(doc).name[:2])}.", number.get_text()
