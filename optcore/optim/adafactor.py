@@ -22,7 +22,7 @@ def adafactor_update(param, grad, state, *, lr, beta2_decay, eps1, eps2, d, weig
     Adam's :math:`nm`:
 
     .. math::
-        \hat\beta_{2,t} &= 1 - t^{\tau},\qquad
+        \hat\beta_{2,t} &= 1 - t^{\omega},\qquad
         \rho_t = \min(\eta, 1/\sqrt{t}),\qquad
         \alpha_t = \max(\epsilon_2, \mathrm{RMS}(\theta_{t-1}))\,\rho_t\\
         \theta &\leftarrow \theta_{t-1}(1 - \eta\lambda)           && \text{(decoupled decay)}\\
@@ -37,8 +37,8 @@ def adafactor_update(param, grad, state, *, lr, beta2_decay, eps1, eps2, d, weig
         \theta_t &= \theta - \alpha_t \hat U_t
 
     Vectors and scalars keep the full :math:`\hat V_t = \hat\beta_{2,t}\hat V_{t-1} +
-    (1-\hat\beta_{2,t}) G_t^2`. Here :math:`\tau` is ``beta2_decay`` (−0.8), so
-    :math:`1-\hat\beta_{2,1} = 1`: the first step uses :math:`G_1^2` itself, and no bias
+    (1-\hat\beta_{2,t}) G_t^2`. Here :math:`\omega` is ``beta2_decay`` (−0.8; torch writes
+    τ), so :math:`1-\hat\beta_{2,1} = 1`: the first step uses :math:`G_1^2` itself, and no bias
     correction is needed. Shazeer & Stern (2018), "Adafactor: Adaptive Learning Rates with
     Sublinear Memory Cost", with torch.optim's choices: ``lr`` caps the relative step size
     :math:`\rho_t` and scales the decay (the paper has no ``lr``), and :math:`\epsilon_1` is

@@ -27,8 +27,9 @@ def newton_schulz(G, coefficients=NS_COEFFICIENTS, steps=NS_STEPS, eps=EPS,
     to every singular value and leaves the singular vectors alone. Dividing by the Frobenius
     norm puts all singular values in :math:`(0, 1]`; the default coefficients push them
     towards 1 fast but only into a band around it (for a rectangular Gaussian matrix about
-    0.68–1.14 after 5 steps; a square one keeps its smallest singular values lower, near
-    0.05; Jordan 2024 quotes 0.5–1.5), which trains as well as :math:`UV^\top`.
+    0.68–1.14 after 5 steps; a square one can keep its few smallest singular values below
+    the band, as they start nearer 0; Jordan 2024 quotes 0.5–1.5), which trains as well as
+    :math:`UV^\top`.
     A wide matrix is iterated as is and a tall one transposed, so that :math:`A_k` is the
     smaller Gram matrix.
 
@@ -78,15 +79,16 @@ def muon_update(param, grad, state, *, lr, weight_decay, momentum, nesterov, ns_
     r"""One Muon step on one weight matrix, in place ({ref}`ch-muon`).
 
     .. math::
-        M_t &= \mu M_{t-1} + (1-\mu)\, g_t,\quad M_0 = 0      && \text{(an EMA, {ref}`ch-ema`)}\\
-        D_t &= (1-\mu)\, g_t + \mu M_t \text{ if nesterov else } M_t\\
+        M_t &= \beta M_{t-1} + (1-\beta)\, g_t,\quad M_0 = 0      && \text{(an EMA, {ref}`ch-ema`)}\\
+        D_t &= (1-\beta)\, g_t + \beta M_t \text{ if nesterov else } M_t\\
         O_t &= \mathrm{NS}_{k}^{(a,b,c)}(D_t;\ \varepsilon)   && \text{(≈ orthogonal factor)}\\
         \theta_t &= \theta_{t-1}(1 - \eta\lambda) - \eta'\, O_t
 
-    with :math:`\eta'` from :func:`adjusted_lr`. The decay uses the unadjusted :math:`\eta`.
-    Jordan et al. (2024), "Muon: An optimizer for hidden layers in neural networks". torch's
-    docstring writes :math:`M_t = \mu M_{t-1} + g_t`; the code keeps an EMA, which differs
-    only by the factor :math:`1-\mu` that the normalization in Newton–Schulz removes.
+    with :math:`\beta` = ``momentum`` and :math:`\eta'` from :func:`adjusted_lr`. The decay
+    uses the unadjusted :math:`\eta`. Jordan et al. (2024), "Muon: An optimizer for hidden
+    layers in neural networks". torch's docstring writes the momentum as :math:`\mu` and
+    :math:`M_t = \mu M_{t-1} + g_t`; the code keeps an EMA, which differs only by the factor
+    :math:`1-\mu` that the normalization in Newton–Schulz removes.
     """
     if grad.ndim != 2:
         raise ValueError(f"Muon's gradient must be a 2-D matrix, got shape {tuple(grad.shape)}")
