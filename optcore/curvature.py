@@ -26,12 +26,13 @@ def flat(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
 
 def hvp(loss_fn: Callable[[], torch.Tensor], params: Sequence[torch.Tensor],
         v: torch.Tensor) -> torch.Tensor:
-    """H v by double backward (Pearlmutter's trick): differentiate the scalar gᵀv once more,
+    """H v by double backward: differentiate the scalar gᵀv once more,
 
         H v = ∇_θ (∇_θ L(θ) · v),
 
     with ``loss_fn()`` computing L from ``params`` and ``v`` a flat vector of their total size.
-    Costs about two gradient evaluations and never forms H. Returns a flat vector."""
+    Costs about two gradient evaluations and never forms H; the product is exact, the same as
+    Pearlmutter's (1994) forward-mode R-operator gives. Returns a flat vector."""
     params = list(params)
     grads = torch.autograd.grad(loss_fn(), params, create_graph=True)
     dot = (flat(grads) * v.detach()).sum()
@@ -56,9 +57,11 @@ def top_eigenvalue(matvec: Callable[[torch.Tensor], torch.Tensor], v0: torch.Ten
     """Power iteration v ← Av/‖Av‖ on a symmetric operator given by ``matvec``, from ``v0``.
 
     Returns the Rayleigh quotient vᵀAv of the last unit vector and that vector. It converges to
-    the eigenvalue of largest *magnitude*, at the rate |λ₂/λ₁| per iteration; for a Hessian
-    whose most negative eigenvalue is larger in size than its largest, that is the negative
-    one. Warm-starting from the previous call's vector makes tracking a slowly moving λ cheap."""
+    the eigenvalue of largest *magnitude* (with eigenvalues ordered by magnitude, the vector at
+    the rate |λ₂/λ₁| per iteration, the Rayleigh quotient at its square); for a Hessian whose
+    most negative eigenvalue is larger in size than its largest, that is the negative one. A
+    Rayleigh quotient never exceeds λ_max, so an estimate of the top eigenvalue errs low.
+    Warm-starting from the previous call's vector makes tracking a slowly moving λ cheap."""
     check(iterations >= 1, "iterations", iterations, "iterations >= 1")
     v = v0 / v0.norm()
     for _ in range(iterations):
