@@ -18,7 +18,8 @@ Shared memory is counted once. Each tensor is charged the whole storage it keeps
 (``untyped_storage().nbytes()``), and a storage, identified by its device and data pointer,
 is charged only the first time it is met. So an entry that is the same tensor as another,
 or a view into it, adds nothing; a view into a larger buffer costs the whole buffer, since
-that is what it prevents from being freed. A sparse tensor is charged its indices and values.
+that is what it prevents from being freed. A sparse tensor is charged its indices and values,
+a DTensor (FSDP2's sharded state, {ref}`ch-distributed`) the local shard this process holds.
 """
 
 from __future__ import annotations
@@ -91,6 +92,8 @@ def _bytes(value, seen: set) -> int:
         return sum(_bytes(v, seen) for v in value.values())
     if not torch.is_tensor(value):
         return 0
+    if hasattr(value, "to_local"):  # a DTensor (FSDP2): this process holds only its shard
+        value = value.to_local()
     if value.is_sparse:
         return _bytes([value._indices(), value._values()], seen)
     storage = value.untyped_storage()
