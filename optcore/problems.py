@@ -253,3 +253,32 @@ def reddi_online(C: float = 3.0) -> DataProblem:
         x0=torch.zeros(1, dtype=DTYPE), minimizer=torch.tensor([-1.0], dtype=DTYPE),
         L=0.0, X=X, y=y, example_loss=linear_loss,
     )
+
+
+def rastrigin(dim: int = 2, A: float = 10.0, x0=None) -> Problem:
+    """``f(θ) = A d + Σᵢ (θᵢ² − A cos 2πθᵢ)``: a bowl covered in ripples, with a local
+    minimum near every integer point and the global minimum 0 at the origin (Rastrigin's test
+    function in Mühlenbein et al.'s d-dimensional form; the usual box is [−5.12, 5.12]ᵈ)."""
+
+    def f(theta):
+        return A * theta.shape[-1] + (theta**2 - A * torch.cos(2 * math.pi * theta)).sum(-1)
+
+    start = torch.full((dim,), 3.2, dtype=DTYPE) if x0 is None else torch.as_tensor(x0, dtype=DTYPE)
+    return Problem(name=f"Rastrigin (d = {dim})", f=f, x0=start,
+                   minimizer=torch.zeros(dim, dtype=DTYPE),
+                   bounds=(-5.12, 5.12, -5.12, 5.12) if dim == 2 else None)
+
+
+def ackley(dim: int = 2, a: float = 20.0, b: float = 0.2, c: float = 2 * math.pi, x0=None) -> Problem:
+    """``f(θ) = −a exp(−b √(‖θ‖²/d)) − exp(Σᵢ cos(cθᵢ)/d) + a + e``: a nearly flat plateau
+    with ripples and one deep funnel to the global minimum 0 at the origin (Ackley, 1987)."""
+
+    def f(theta):
+        d = theta.shape[-1]
+        return (-a * torch.exp(-b * torch.sqrt((theta**2).sum(-1) / d))
+                - torch.exp(torch.cos(c * theta).sum(-1) / d) + a + math.e)
+
+    start = torch.full((dim,), 3.2, dtype=DTYPE) if x0 is None else torch.as_tensor(x0, dtype=DTYPE)
+    return Problem(name=f"Ackley (d = {dim})", f=f, x0=start,
+                   minimizer=torch.zeros(dim, dtype=DTYPE),
+                   bounds=(-5.0, 5.0, -5.0, 5.0) if dim == 2 else None)

@@ -14,6 +14,7 @@ from urllib.parse import unquote, urlsplit
 
 import jupytext
 import pytest
+import yaml
 from bs4 import BeautifulSoup
 from PIL import Image
 
@@ -166,10 +167,21 @@ def test_no_latex_is_left_outside_math(doc):
     assert not leftovers, f"{doc}: LaTeX outside math: {leftovers}"
 
 
+def numbered_chapters() -> dict[str, bool]:
+    """Each chapter of _toc.yml, and whether its part is numbered."""
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    return {entry["file"]: bool(part.get("numbered")) for part in toc["parts"]
+            for entry in part["chapters"] if entry["file"].startswith("chapters/")}
+
+
 @pytest.mark.parametrize("doc", chapter_files())
-def test_each_chapter_shows_the_number_of_its_file(doc):
-    """Sphinx numbers the chapters of numbered parts consecutively: a part left unnumbered, or a
-    chapter missing before it, would show chapter 17 as "12." and its equations as (12.n)."""
+def test_each_chapter_shows_the_number_of_its_file_or_none(doc):
+    """Sphinx numbers the chapters of numbered parts consecutively: a chapter missing before a
+    numbered part would show chapter 17 as "16." and its equations as (16.n). So a chapter in a
+    numbered part shows its file's number, and one in an unnumbered part shows none."""
     number = page(html_of(doc)).select_one("h1 span.section-number")
+    if not numbered_chapters()[doc]:
+        assert number is None, f"{doc} is in an unnumbered part but shows {number.get_text()}"
+        return
     assert number is not None, f"{doc}: its title has no chapter number"
     assert number.get_text().strip() == f"{int(Path(doc).name[:2])}.", number.get_text()
