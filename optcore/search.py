@@ -188,9 +188,9 @@ def es_gradient(f, theta: torch.Tensor, sigma: float, pairs: int, generator: tor
 
 def evolution_strategy(f, x0, *, budget: int, seed: int = 0, lr: float = 0.05, sigma: float = 0.5,
                        pairs: int = 10):
-    """Evolution strategies as Salimans et al. (2017) run them: SGD on the smoothed loss,
-    θ ← θ − lr·ĝ with ĝ from `es_gradient`, plus one evaluation of f at the new θ to record
-    it; 2·pairs + 1 evaluations per step, the last step cut to the budget (it stops with
+    """Evolution strategies in the plain form of Salimans et al. (2017), without their rank-based
+    fitness shaping and Adam: SGD on the smoothed loss, θ ← θ − lr·ĝ with ĝ from `es_gradient`,
+    plus one evaluation of f at the new θ to record it; 2·pairs + 1 evaluations per step, the last step cut to the budget (it stops with
     fewer than 3 left, so up to 2 evaluations may go unused)."""
     check(lr > 0, "lr", lr, "lr > 0")
     check(sigma > 0, "sigma", sigma, "sigma > 0")
