@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import os
 import re
+import tokenize
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,15 @@ SITE = ROOT / "_build" / "html"
 IN_CI = os.environ.get("CI") == "true"
 # In rendered prose (math and code removed), a `$` or a `\command` is math that was not typeset.
 RAW_LATEX = re.compile(r"\$|\\[A-Za-z]{2,}")
+
+
+def assert_statements(source: str) -> int:
+    """The ``assert`` statements of a code cell, counted as Python's ``assert`` keyword tokens
+    (so not in comments or strings); IPython's ``%`` and ``!`` lines are left out."""
+    python = "\n".join("" if line.lstrip().startswith(("%", "!")) else line
+                       for line in source.splitlines())
+    tokens = tokenize.generate_tokens(io.StringIO(python).readline)
+    return sum(token.type == tokenize.NAME and token.string == "assert" for token in tokens)
 
 
 def bibliography_keys() -> set[str]:

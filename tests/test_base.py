@@ -24,8 +24,8 @@ def test_a_speed_switch_restored_by_load_state_dict_is_refused_at_the_next_step(
     """A torch checkpoint saved with foreach=True brings the switch back; the step refuses it
     rather than ignoring it."""
     w = torch.ones(3, requires_grad=True)
-    saved = torch.optim.Adam([torch.ones(3, requires_grad=True)], foreach=True).state_dict()
-    opt = optcore.Adam([w])
+    saved = torch.optim.NAdam([torch.ones(3, requires_grad=True)], foreach=True).state_dict()
+    opt = optcore.NAdam([w])
     opt.load_state_dict(saved)
     w.grad = torch.ones(3)
     with pytest.raises(NotImplementedError, match="foreach"):
@@ -44,12 +44,13 @@ def test_a_complex_state_tensor_stays_the_same_object_across_steps():
     assert opt.state[z]["exp_avg"] is m and m.dtype == torch.complex64
 
 
-def test_undo_can_be_switched_off_and_then_a_failed_step_stays_half_done():
-    """undo_failed_steps = False skips the copy: a failure in the second tensor's update then
-    leaves the first tensor updated (which is what the default prevents)."""
+def test_by_default_a_step_failing_in_an_update_stays_half_done():
+    """undo_failed_steps is off by default (the copy it takes costs a full-size allocation per
+    tensor per step): a failure in the second tensor's update leaves the first tensor
+    updated. (tests/test_contract.py opts in and checks the undo.)"""
     a, b = (torch.ones(2, requires_grad=True) for _ in range(2))
     opt = optcore.SGD([a, b], lr=0.5)
-    opt.undo_failed_steps = False
+    assert opt.undo_failed_steps is False
     calls = []
 
     def update(param, grad, state, group):
@@ -81,3 +82,28 @@ def test_checkpoint_saved_before_decoupled_weight_decay_existed_loads_and_steps(
             opt.step()
         runs.append(w.detach())
     assert torch.equal(runs[0], runs[1]) and not torch.equal(runs[0], torch.ones(4).double())
+
+
+@pytest.mark.parametrize("name", ["SGD", "Adam", "RMSprop", "Rprop"])
+def test_a_state_dict_of_another_model_is_refused_before_any_tensor_changes(name):
+    """load_state_dict matches parameters by position only. A second tensor's state of the
+    wrong shape is refused with ValueError naming the entry and both shapes, and the first
+    tensor, though listed before it, has not moved: the check runs before the first write."""
+    kwargs = dict(lr=0.1, momentum=0.9) if name == "SGD" else dict(lr=0.1)
+    cls = getattr(optcore, name)
+
+    def stepped(shapes):
+        params = [torch.ones(shape, requires_grad=True) for shape in shapes]
+        opt = cls(params, **kwargs)
+        for p in params:
+            p.grad = torch.ones_like(p)
+        opt.step()
+        return params, opt
+
+    _, other = stepped([(3,), (5,)])
+    params, opt = stepped([(3,), (4,)])
+    opt.load_state_dict(other.state_dict())
+    before = [p.detach().clone() for p in params]
+    with pytest.raises(ValueError, match=r"state\[.*\(5,\).*\(4,\)"):
+        opt.step()
+    assert all(torch.equal(p, q) for p, q in zip(params, before, strict=True))

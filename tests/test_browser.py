@@ -159,6 +159,32 @@ def test_animations_have_frames_and_play(browser, site_url, doc):
 
 
 @pytest.mark.parametrize("doc", chapter_files())
+def test_explorers_move_with_the_keyboard(browser, site_url, doc):
+    """Each slider of each explorer, moved one step with an arrow key, swaps the frame and
+    prints its new value."""
+    with Visit(browser, f"{site_url}/{doc}.html") as visit:
+        players = visit.page.locator("div.descent-explorer")
+        for i in range(players.count()):
+            player = players.nth(i)
+            player.scroll_into_view_if_needed()
+            image = player.locator("img.explorer-frame")
+            sliders = player.locator("input[type=range]")
+            assert sliders.count() >= 1 and sliders.first.is_visible(), f"{doc}: explorer {i}"
+            assert image.evaluate("img => img.naturalWidth") > 0
+            for k in range(sliders.count()):
+                slider, printed = sliders.nth(k), player.locator("output").nth(k)
+                src, value = image.get_attribute("src"), printed.text_content()
+                at_end = slider.input_value() == slider.get_attribute("max")
+                slider.focus()
+                visit.page.keyboard.press("ArrowLeft" if at_end else "ArrowRight")
+                assert image.get_attribute("src") != src, f"{doc}: explorer {i}, slider {k}"
+                assert printed.text_content() != value, f"{doc}: explorer {i}, slider {k}"
+                assert slider.get_attribute("aria-valuetext") == printed.text_content()
+                assert printed.text_content() in image.get_attribute("alt")
+        assert not visit.errors, visit.errors
+
+
+@pytest.mark.parametrize("doc", chapter_files())
 def test_dark_mode_keeps_figures_as_drawn(browser, site_url, doc):
     with Visit(browser, f"{site_url}/{doc}.html", dark=True) as visit:
         page = visit.page
@@ -190,3 +216,60 @@ def test_search_finds_a_chapter(browser, site_url):
         hrefs = [results.nth(i).get_attribute("href") for i in range(results.count())]
         assert any("chapters/01_gradient_descent" in href for href in hrefs), hrefs
         assert not visit.errors, visit.errors
+
+
+@pytest.mark.parametrize("doc", toc_files())
+def test_code_never_scrolls_sideways(browser, site_url, doc):
+    """At the default width no code block in the main column scrolls horizontally, with every
+    fold (checks, hidden sources, solutions) opened; the site's CSS wraps long lines."""
+    with Visit(browser, f"{site_url}/{doc}.html") as visit:
+        wide = visit.page.evaluate("""() => {
+            document.querySelectorAll('.bd-article details').forEach(d => { d.open = true; });
+            document.querySelectorAll('.bd-article .toggle-hidden')
+                .forEach(e => e.classList.remove('toggle-hidden'));
+            return [...document.querySelectorAll('.bd-article pre')]
+                .filter(pre => pre.scrollWidth > pre.clientWidth + 1)
+                .map(pre => pre.textContent.split('\\n')[0].slice(0, 60)); }""")
+        assert not wide, f"{doc}: code blocks that scroll sideways: {wide}"
+
+
+def first_chapter_with(selector: str, site_url, browser) -> str:
+    for doc in chapter_files():
+        with Visit(browser, f"{site_url}/{doc}.html") as visit:
+            if visit.page.locator(selector).count():
+                return doc
+    missing(f"no chapter page has {selector}")
+
+
+@pytest.mark.parametrize("dark", [False, True], ids=["light", "dark"])
+def test_check_blocks_start_folded_and_open_by_keyboard_and_click(browser, site_url, dark):
+    doc = first_chapter_with("details.checks", site_url, browser)
+    with Visit(browser, f"{site_url}/{doc}.html", dark=dark) as visit:
+        fold = visit.page.locator("details.checks").first
+        summary, source = fold.locator("summary"), fold.locator("div.cell_input pre")
+        fold.scroll_into_view_if_needed()
+        assert summary.is_visible() and not source.is_visible()
+        summary.focus()
+        visit.page.keyboard.press("Enter")
+        source.wait_for(state="visible")
+        summary.click()
+        source.wait_for(state="hidden")
+        # The summary's text stands out from the page in either mode.
+        colours = summary.evaluate("""s => [getComputedStyle(s.querySelector('p')).color,
+                                            getComputedStyle(document.body).backgroundColor]""")
+        text, page = ([int(c) for c in colour[colour.index("(") + 1:-1].split(",")[:3]]
+                      for colour in colours)
+        assert abs(sum(text) - sum(page)) > 3 * 100, f"{doc}: summary {colours} in dark={dark}"
+        assert not visit.errors, visit.errors
+
+
+def test_clicking_a_box_of_the_map_opens_its_chapter(browser, site_url):
+    with Visit(browser, f"{site_url}/intro.html") as visit:
+        boxes = visit.page.locator(".book-map svg a")
+        hrefs = {boxes.nth(i).get_attribute("href") for i in range(boxes.count())}
+        assert hrefs == {f"{doc}.html" for doc in chapter_files()}
+        adam = visit.page.locator('.book-map svg a[href="chapters/07_adam.html"]')
+        adam.scroll_into_view_if_needed()
+        adam.click()
+        visit.page.wait_for_url("**/chapters/07_adam.html")
+        assert "Adam" in visit.page.locator("article h1").first.inner_text()

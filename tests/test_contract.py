@@ -226,18 +226,19 @@ def test_sparse_gradient_is_refused_with_runtime_error(info):
             opt.step()
 
 
-# --- 6. speed flags: refused when True, harmless when None or False ---------------------------
+# --- 6. speed flags: refused when True (unless implemented), harmless when None or False ------
 
 
 FLAG_CASES = [pytest.param(info, flag, id=f"{info.name}-{flag}")
-              for info in INFOS for flag in SPEED_FLAGS if flag in info.arguments]
+              for info in INFOS for flag in SPEED_FLAGS
+              if flag in info.arguments and flag not in info.cls.fast_paths]
 
 
 @pytest.mark.parametrize("info, flag", FLAG_CASES)
 def test_speed_flag_true_is_refused_naming_it_never_ignored(info, flag):
-    """optcore has one code path; a flag asking for another (foreach, fused, capturable,
-    differentiable) raises ValueError or NotImplementedError naming it, at construction or
-    at the first step."""
+    """A flag asking for a path the optimizer does not have (foreach, fused, capturable,
+    differentiable; tests/test_fast_paths.py checks the paths it has) raises ValueError or
+    NotImplementedError naming it, at construction or at the first step."""
     net = info.net()
     with pytest.raises((ValueError, NotImplementedError), match=flag):
         opt = info.cls(net.parameters(), **{flag: True})
@@ -438,10 +439,12 @@ def straight_and_stopped(info):
 
 @pytest.mark.parametrize("info", each())
 def test_step_that_fails_midway_leaves_every_tensor_as_it_was_and_can_be_retried(info):
-    """After 3 good steps, step 4 raises while updating the second parameter (LBFGS: in its
-    closure's second evaluation): every parameter and state tensor is bit for bit as before
-    step 4, and retrying steps 4 and 5 ends exactly where an uninterrupted run does."""
+    """With undo_failed_steps = True, after 3 good steps, step 4 raises while updating the
+    second parameter (LBFGS: in its closure's second evaluation): every parameter and state
+    tensor is bit for bit as before step 4, and retrying steps 4 and 5 ends exactly where an
+    uninterrupted run does."""
     straight, session = straight_and_stopped(info)
+    session.opt.undo_failed_steps = True  # opt-in: off by default (LBFGS always undoes)
     before = session.snapshot()
     hook, undo = fail_midway(session)
     try:

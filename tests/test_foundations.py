@@ -1,6 +1,4 @@
-"""optcore's foundations: device and seeding, problems, trace, plot and widgets."""
-
-from unittest import mock
+"""optcore's foundations: device and seeding, problems, trace and plot."""
 
 import matplotlib
 import pytest
@@ -9,7 +7,7 @@ import torch
 matplotlib.use("Agg")
 
 import optcore  # noqa: E402
-from optcore import plot, problems, trace, widgets  # noqa: E402
+from optcore import plot, problems, trace  # noqa: E402
 
 
 def test_device_is_cuda_exactly_when_available(monkeypatch):
@@ -144,48 +142,3 @@ def test_animation_is_self_contained_html_with_one_frame_per_step_shown():
     html = plot.animate(q, [run], frames=7).data
     assert "<script" in html and html.count("data:image/png;base64") == 7
     assert "http" not in html and "<i class=" not in html  # no CDN stylesheet, no icon font
-
-
-def _captured_display(mode, monkeypatch, static_env=None):
-    if static_env:
-        monkeypatch.setenv(widgets.STATIC_SITE_ENV, static_env)
-    shown = []
-    calls = []
-
-    def draw(ax, lr, batch_size):
-        calls.append((lr, batch_size))
-        ax.plot([0, 1], [lr, batch_size])
-
-    with mock.patch("IPython.display.display", side_effect=shown.append):
-        widgets.explorer(draw, sliders={"lr": [0.1, 0.2, 0.3], "batch_size": [1, 10]},
-                         static={"lr": [0.1, 0.3], "batch_size": [1, 10]},
-                         labels={"lr": "η"}, mode=mode)
-    return shown, calls
-
-
-def test_explorer_static_mode_draws_a_grid_of_every_combination(monkeypatch):
-    shown, calls = _captured_display("static", monkeypatch)
-    figure, note = shown
-    assert len(figure.axes) == 4
-    assert sorted(calls) == [(0.1, 1), (0.1, 10), (0.3, 1), (0.3, 10)]
-    assert [ax.get_title() for ax in figure.axes][0] == "η = 0.1, batch_size = 1"
-    assert "run this chapter in Jupyter or Colab" in note.data
-
-
-def test_explorer_is_static_on_the_website_build_and_live_elsewhere(monkeypatch):
-    shown, _ = _captured_display(None, monkeypatch, static_env="1")
-    assert isinstance(shown[0], matplotlib.figure.Figure)
-    monkeypatch.delenv(widgets.STATIC_SITE_ENV)
-    shown, calls = _captured_display(None, monkeypatch)
-    import ipywidgets
-    assert isinstance(shown[0], ipywidgets.VBox)
-    sliders = shown[0].children[0].children
-    assert [s.description for s in sliders] == ["η", "batch_size"]
-    assert [s.value for s in sliders] == [0.2, 10]  # each slider starts mid-list
-    sliders[0].value = 0.3
-    assert calls[-1] == (0.3, 10)  # moving a slider redraws
-
-
-def test_explorer_rejects_a_bad_mode():
-    with pytest.raises(ValueError, match="Invalid mode"):
-        widgets.explorer(lambda ax, a: None, sliders={"a": [1]}, static={"a": [1]}, mode="x")

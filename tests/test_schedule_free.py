@@ -332,10 +332,11 @@ def test_the_gradient_is_left_as_it_was(cls):
 
 @pytest.mark.parametrize("cls", [optcore.SGDScheduleFree, optcore.AdamWScheduleFree])
 def test_a_failed_step_restores_the_group_counters(cls):
-    """The update of the second tensor raises: k, weight_sum, lr_max and scheduled_lr are
-    back as they were (not one step ahead of the tensors), and the retried step ends where
-    an uninterrupted run does."""
+    """With undo_failed_steps = True, the update of the second tensor raises: k,
+    weight_sum, lr_max and scheduled_lr are back as they were (not one step ahead of the
+    tensors), and the retried step ends where an uninterrupted run does."""
     net, opt = stepped(cls, lr=0.01, warmup_steps=10)
+    opt.undo_failed_steps = True
     straight_net, straight = stepped(cls, 4, lr=0.01, warmup_steps=10)
     groups = copy.deepcopy(opt.param_groups)
     x, y = regression_batches(4)[3]

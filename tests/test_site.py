@@ -7,6 +7,9 @@ real browser.
 
 from __future__ import annotations
 
+import base64
+import io
+import math
 import re
 from functools import lru_cache
 from pathlib import Path
@@ -18,11 +21,12 @@ import yaml
 from bs4 import BeautifulSoup
 from PIL import Image
 
-from built_site import (RAW_LATEX, ROOT, bibliography_keys, chapter_files, require_site,
-                        toc_files)
+from optcore import widgets
+
+from built_site import (RAW_LATEX, ROOT, assert_statements, bibliography_keys, chapter_files,
+                        require_site, toc_files)
 
 REPOSITORY = "descent-book/descent"
-STATIC_EXPLORER_NOTE = "A static view of the explorer"
 
 
 @lru_cache(maxsize=None)
@@ -134,16 +138,26 @@ def test_equations_are_numbered(doc):
 
 
 @pytest.mark.parametrize("doc", chapter_files())
-def test_each_explorer_shows_a_grid_of_panels_and_says_how_to_get_the_sliders(doc):
+def test_each_explorer_is_a_self_contained_player_within_its_size_budget(doc):
     calls = jupytext.read(ROOT / f"{doc}.md")
     expected = sum(cell.source.count("widgets.explorer(") for cell in calls.cells
                    if cell.cell_type == "code")
-    notes = page(html_of(doc)).find_all(string=re.compile(re.escape(STATIC_EXPLORER_NOTE)))
-    assert len(notes) == expected
-    for note in notes:
-        output = note.find_parent(class_="cell_output")
-        images = output.find_all("img")
-        assert images, f"{doc}: an explorer printed its note but drew no panels"
+    players = page(html_of(doc)).select("div.descent-explorer")
+    assert len(players) == expected, f"{doc}: {len(players)} players for {expected} explorers"
+    for player in players:
+        size = len(str(player).encode())
+        assert size <= widgets.SITE_BUDGET_BYTES, f"{doc}: an explorer takes {size} bytes"
+        sliders = player.select("input[type=range]")
+        assert sliders and all(player.find("label", attrs={"for": s["id"]}) for s in sliders)
+        script = player.find("script")
+        assert script is not None and not player.select("script[src], link")
+        frames = re.findall(r'"(data:image/png;base64,[^"]+)"', script.string)
+        positions = [int(s["max"]) + 1 for s in sliders]
+        assert len(frames) == len(set(frames)) == math.prod(positions), f"{doc}: {positions}"
+        assert player.find("img", class_="explorer-frame")["src"] in frames
+        assert player.find("noscript"), f"{doc}: an explorer has no fallback without JavaScript"
+        with Image.open(io.BytesIO(base64.b64decode(frames[0].split(",", 1)[1]))) as image:
+            assert image.convert("RGB").getpixel((0, 0)) == (255, 255, 255)  # as figures are
 
 
 def test_figures_are_opaque_so_they_stay_legible_in_dark_mode():
@@ -185,3 +199,71 @@ def test_each_chapter_shows_the_number_of_its_file_or_none(doc):
         return
     assert number is not None, f"{doc}: its title has no chapter number"
     assert number.get_text().strip() == f"{int(Path(doc).name[:2])}.", number.get_text()
+
+
+CHECKS_SUMMARY = re.compile(r"^Checks · (\d+) asserts?$")
+
+
+@pytest.mark.parametrize("doc", chapter_files())
+def test_check_cells_are_folded_under_a_count_of_their_asserts(doc):
+    """Each cell tagged `check` shows, in source order, as a closed block whose summary
+    counts the asserts of its source; its outputs (if any) stay outside the fold."""
+    wanted = [assert_statements(cell.source) for cell in jupytext.read(ROOT / f"{doc}.md").cells
+              if cell.cell_type == "code" and "check" in cell.metadata.get("tags", [])]
+    cells = page(html_of(doc)).select("div.cell.tag_check")
+    assert len(cells) == len(wanted), f"{doc}: {len(cells)} check cells shown of {len(wanted)}"
+    for cell, count in zip(cells, wanted):
+        fold = cell.find("details", recursive=False)
+        assert fold is not None and "checks" in fold["class"] and not fold.has_attr("open")
+        summary = fold.find("summary").get_text(strip=True)
+        match = CHECKS_SUMMARY.match(summary)
+        assert match and int(match[1]) == count, f"{doc}: {summary!r} for {count} asserts"
+        assert summary.endswith("asserts") == (count != 1), summary
+        assert fold.select_one("div.cell_input pre"), f"{doc}: the fold holds no source"
+        assert not fold.select(".cell_output"), f"{doc}: a check's output is folded away"
+
+
+def chapter_body(doc: str):
+    """The chapter's top section: its title, then its blocks."""
+    return page(html_of(doc)).select_one("main article section")
+
+
+@pytest.mark.parametrize("doc", chapter_files())
+def test_chapter_page_opens_with_its_goal_and_ends_with_next(doc):
+    body = chapter_body(doc)
+    title = body.find("h1")
+    goal = title.find_next_sibling()
+    assert goal is not None and "chapter-goal" in goal.get("class", []), (
+        f"{doc}: the title is followed by {goal.name if goal else None}, not the chapter goal")
+    assert "You will be able to" in goal.get_text() and "Prerequisites:" in goal.get_text()
+    chapters = [a for a in goal.select("a.reference.internal") if "chapters/" in a["href"]
+                or re.match(r"\d\d_", a["href"])]
+    assert chapters or doc.endswith("01_gradient_descent"), f"{doc}: no prerequisite links"
+
+    nexts = body.select("div.chapter-next")
+    assert len(nexts) == 1, f"{doc}: {len(nexts)} chapter-next blocks"
+    last = nexts[0]
+    # Nothing with text comes after it on the page's article.
+    after = [e for e in last.find_all_next(string=True) if e.find_parent("article") and e.strip()
+             and e.parent.name not in ("script", "style") and last not in e.parents]
+    assert not after, f"{doc}: {after[:3]} after the chapter-next block"
+    links = last.select("a.reference.internal")
+    assert links and "Next:" in last.get_text(), f"{doc}: {last.get_text()!r}"
+    # The link goes to a page of the book (test_internal_links_and_images_resolve checks the
+    # rest of every link).
+    target = (html_of(doc).parent / urlsplit(links[0]["href"]).path).resolve()
+    assert target.exists() and target != html_of(doc).resolve(), links[0]["href"]
+
+
+def test_the_map_links_each_written_chapter_and_greys_the_rest():
+    intro = page(html_of("intro"))
+    svg = intro.select_one("div.book-map svg")
+    assert svg is not None, "the intro shows no inline SVG map"
+    linked = {urlsplit(a["href"]).path.removesuffix(".html") for a in svg.find_all("a")}
+    assert linked == set(chapter_files()), linked ^ set(chapter_files())
+    for a in svg.find_all("a"):
+        assert a.get("aria-label", "").startswith("Chapter "), a.attrs
+        assert a.find("g"), "a link of the map encloses no box"
+    # Glyphs are drawn by <use xlink:href>, which an inline SVG in HTML resolves only under
+    # that exact attribute name.
+    assert svg.find("use") and all(use.has_attr("xlink:href") for use in svg.find_all("use"))

@@ -12,7 +12,7 @@ from .asgd import ASGD
 from .base import Optimizer
 from .lbfgs import LBFGS
 from .lion import Lion
-from .muon import Muon
+from .muon import Muon, MuonWithAdamW, muon_param_groups
 from .nadam import NAdam
 from .radam import RAdam
 from .rmsprop import RMSprop
@@ -31,5 +31,5 @@ __all__ = [
     "Rprop", "ASGD", "SparseAdam", "Adafactor", "Muon", "LBFGS",
     # not in torch.optim
     "Lion", "SignSGD", "Shampoo", "SOAP", "SGDScheduleFree", "AdamWScheduleFree",
-    "Adam8bit",
+    "Adam8bit", "MuonWithAdamW",
 ]

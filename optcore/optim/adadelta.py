@@ -34,6 +34,8 @@ def adadelta_update(param, grad, state, *, lr, rho, eps, weight_decay):
 class Adadelta(Optimizer):
     """Drop-in replacement for ``torch.optim.Adadelta`` (same arguments, defaults and state)."""
 
+    param_like_state = ("square_avg", "acc_delta")
+
     def __init__(self, params, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0, foreach=None, *,
                  capturable=False, maximize=False, differentiable=False):
         check_lr(lr)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from . import fused, multi_tensor
 from .base import Optimizer, check, check_lr
 from .pieces import count_step_, l2_penalty, step_counter
 
@@ -57,6 +58,8 @@ class Adagrad(Optimizer):
     sparse gradients included."""
 
     supports_sparse_grad = True
+    fast_paths = ("foreach", "fused")
+    param_like_state = ("sum",)
 
     def __init__(self, params, lr=1e-2, lr_decay=0, weight_decay=0, initial_accumulator_value=0,
                  eps=1e-10, foreach=None, *, maximize=False, differentiable=False, fused=None):
@@ -90,6 +93,16 @@ class Adagrad(Optimizer):
             self._init_state(param, state)
         adagrad_update(param, grad, state, lr=group["lr"], lr_decay=group["lr_decay"],
                        weight_decay=group["weight_decay"], eps=group["eps"])
+
+    def update_foreach(self, params, grads, states, group, fast=multi_tensor.adagrad_foreach):
+        for param, state in zip(params, states):
+            if not state:  # a parameter added later with add_param_group
+                self._init_state(param, state)
+        fast(params, grads, states, lr=group["lr"], lr_decay=group["lr_decay"],
+             weight_decay=group["weight_decay"], eps=group["eps"])
+
+    def update_fused(self, params, grads, states, group):
+        self.update_foreach(params, grads, states, group, fast=fused.adagrad_step)
 
     def share_memory(self) -> None:
         """Move the accumulators to shared memory (for Hogwild-style training), as torch does."""

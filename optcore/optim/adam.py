@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import torch
 
+from . import fused, multi_tensor
 from .base import Optimizer, as_scalar, check, check_betas, check_lr
 from .pieces import (bias_correction, count_step_, ema_, ema_sq_, init_state, running_max_,
                      weight_decay_)
@@ -51,6 +52,8 @@ class Adam(Optimizer):
     """Drop-in replacement for ``torch.optim.Adam`` (same arguments, defaults and state)."""
 
     legacy_group_defaults = {"decoupled_weight_decay": False}
+    fast_paths = ("foreach", "fused")
+    param_like_state = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
                  amsgrad=False, *, foreach=None, maximize=False, capturable=False,
@@ -74,6 +77,15 @@ class Adam(Optimizer):
         adam_update(param, grad, state, lr=group["lr"], beta1=beta1, beta2=beta2,
                     eps=group["eps"], weight_decay=group["weight_decay"],
                     amsgrad=group["amsgrad"], decoupled=group["decoupled_weight_decay"])
+
+    def update_foreach(self, params, grads, states, group, fast=multi_tensor.adam_foreach):
+        beta1, beta2 = map(as_scalar, group["betas"])
+        fast(params, grads, states, lr=group["lr"], beta1=beta1, beta2=beta2,
+             eps=group["eps"], weight_decay=group["weight_decay"], amsgrad=group["amsgrad"],
+             decoupled=group["decoupled_weight_decay"])
+
+    def update_fused(self, params, grads, states, group):
+        self.update_foreach(params, grads, states, group, fast=fused.adam_step)
 
 
 class AdamW(Adam):

@@ -161,6 +161,9 @@ class Adam8bit(Optimizer):
     """
 
     supports_complex = False
+    #: A non-finite gradient is refused tensor by tensor, after the tensors before it were
+    #: updated: the undo makes the refusal leave every tensor as it was.
+    undo_failed_steps = True
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, *,
                  block_size=256, min_8bit_size=4096):

@@ -35,6 +35,8 @@ class Adamax(Optimizer):
     """Drop-in replacement for ``torch.optim.Adamax`` (same arguments, defaults and state).
     As in torch, ``foreach`` is the one speed switch that may be passed positionally."""
 
+    param_like_state = ("exp_avg", "exp_inf")
+
     def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
                  foreach=None, *, maximize=False, differentiable=False, capturable=False):
         check_lr(lr)

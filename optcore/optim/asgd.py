@@ -48,6 +48,8 @@ def asgd_update(param, grad, state, *, lr, lambd, alpha, t0, weight_decay):
 class ASGD(Optimizer):
     """Drop-in replacement for ``torch.optim.ASGD`` (same arguments, defaults and state)."""
 
+    param_like_state = ("ax",)
+
     def __init__(self, params, lr=1e-2, lambd=1e-4, alpha=0.75, t0=1e6, weight_decay=0,
                  foreach=None, maximize=False, differentiable=False, capturable=False):
         check_lr(lr)

@@ -3,12 +3,13 @@
 An optimizer here is a `torch.optim.Optimizer` whose `step` does, once for all optimizers,
 what is not the algorithm: evaluating the closure, reading the learning rate, skipping
 parameters without gradients, negating the gradient for `maximize`, refusing sparse and
-complex tensors where the algorithm has no meaning for them, and undoing a step that fails
-half-way. The algorithm itself is one short function per tensor, `update(param, grad, state,
-group)`, that mirrors the book's equations. Between the two sits one seam, `update_group`,
-which by default loops over the group's tensors; a multi-tensor (foreach) implementation can
-replace it for one optimizer without touching the math. What an optimizer keeps per group
-rather than per tensor (a step count, a schedule) it advances in `prepare_group`.
+complex tensors where the algorithm has no meaning for them, checking what it can before the
+first write, and, when asked, undoing a step that fails half-way. The algorithm itself is one
+short function per tensor, `update(param, grad, state, group)`, that mirrors the book's
+equations. Between the two sits one seam, `update_group`, which by default loops over the
+group's tensors; a multi-tensor (foreach) implementation can replace it for one optimizer
+without touching the math. What an optimizer keeps per group rather than per tensor (a step
+count, a schedule) it advances in `prepare_group`.
 """
 
 from __future__ import annotations
@@ -17,9 +18,19 @@ from contextlib import nullcontext
 
 import torch
 
-#: The speed switches of torch.optim. optcore accepts them so that it stays a drop-in
-#: replacement, but has no such path yet: True is refused, never silently ignored.
+#: The speed switches of torch.optim. ``foreach=True`` and ``fused=True`` select the
+#: multi-tensor and the compiled path of an optimizer that has them (its ``fast_paths``);
+#: every other switch set to True is refused, never silently ignored. ``None`` (the default)
+#: means the per-tensor loop on every device: unlike torch.optim, which picks foreach on
+#: CUDA, optcore runs its readable path unless asked, so a run is the same on CPU and GPU.
 FAST_PATHS = ("foreach", "fused", "capturable", "differentiable")
+
+_WHY_NOT = {
+    "capturable": "its steps read the step count on the host between kernels, so a CUDA "
+                  "graph cannot capture them",
+    "differentiable": "its steps run under torch.no_grad and update tensors in place, so no "
+                      "gradient flows through step() to lr or to the initial parameters",
+}
 
 
 def check(ok, name: str, value, rule: str) -> None:
@@ -51,18 +62,56 @@ def as_scalar(x):
     return x.squeeze() if isinstance(x, torch.Tensor) and x.dim() != 0 else x
 
 
-def refuse_fast_paths(name: str, group: dict) -> None:
-    """Refuse a parameter group that asks for a speed switch optcore does not have."""
+def refuse_fast_paths(name: str, group: dict, supported=()) -> None:
+    """Refuse a parameter group that asks for a speed switch the optimizer does not have
+    (``supported`` names those it has), or a fast path for complex parameters."""
     if group.get("foreach") and group.get("fused"):
         raise RuntimeError("`fused` and `foreach` cannot be `True` together.")
     for switch in FAST_PATHS:
-        if group.get(switch):
+        if group.get(switch) and switch not in supported:
             instead = f", or use torch.optim.{name} for the {switch} path" if hasattr(
                 torch.optim, name) else ""
+            why = _WHY_NOT.get(switch, "it runs one readable per-tensor loop, which computes "
+                                       "the same update")
             raise NotImplementedError(
-                f"{name}({switch}=True): optcore has no {switch} implementation; it runs "
-                f"one readable per-tensor loop, which computes the same update. Leave "
-                f"{switch} at its default (None or False){instead}.")
+                f"{name}({switch}=True): optcore has no {switch} implementation; {why}. "
+                f"Leave {switch} at its default (None or False){instead}.")
+    path = "fused" if group.get("fused") else "foreach" if group.get("foreach") else None
+    if path and any(torch.is_complex(p) for p in group["params"]):
+        raise NotImplementedError(
+            f"{name}({path}=True) with complex parameters: optcore's fast paths take real "
+            f"tensors only. Use {path}=False for complex parameters (the per-tensor loop "
+            f"treats them as real pairs, as torch.optim does).")
+
+
+def by_device_and_dtype(tensors: list) -> list:
+    """The indices of ``tensors`` grouped by (device, dtype), in order of first appearance:
+    a foreach or compiled kernel takes tensors of one device and one dtype."""
+    groups: dict = {}
+    for i, tensor in enumerate(tensors):
+        groups.setdefault((tensor.device, tensor.dtype), []).append(i)
+    return list(groups.values())
+
+
+#: Elements per call of a multi-tensor update on a CPU (see :func:`cache_sized`).
+CPU_FOREACH_ELEMENTS = 2**18
+
+
+def cache_sized(indices: list, tensors: list) -> list:
+    """``indices`` cut into runs of at most :data:`CPU_FOREACH_ELEMENTS` elements in all
+    (at least one tensor each). On a CPU a ``torch._foreach_*`` op is a C++ loop over its tensors, one
+    pass over all of them per op: over 10M parameters every pass misses the cache, and
+    foreach Adam took 1.8x the per-tensor loop's time (measured, 40 × 250k float32).
+    Called on runs that fit in the cache together, it does the loop's work in the loop's
+    memory pattern, with the same results bit for bit (each op is per tensor anyway)."""
+    runs, run, size = [], [], 0
+    for i in indices:
+        if run and size + tensors[i].numel() > CPU_FOREACH_ELEMENTS:
+            runs.append(run)
+            run, size = [], 0
+        run.append(i)
+        size += tensors[i].numel()
+    return runs + [run] if run else runs
 
 
 class Optimizer(torch.optim.Optimizer):
@@ -76,6 +125,9 @@ class Optimizer(torch.optim.Optimizer):
     on the first step and changes ``param`` and them in place.
     """
 
+    #: The speed switches this optimizer implements ("foreach", "fused"): see
+    #: :meth:`update_group`. The others are refused.
+    fast_paths: tuple = ()
     #: Optimizers that accept sparse gradients set this to True.
     supports_sparse_grad = False
     #: Optimizers whose math has no meaning for a complex matrix seen as real pairs (a
@@ -84,13 +136,23 @@ class Optimizer(torch.optim.Optimizer):
     #: Optimizers whose update is written for complex tensors as they are (SGD: linear, as
     #: torch's) set this to False; the others see complex numbers as real pairs.
     complex_as_real = True
-    #: A failed step restores every parameter and state tensor (see :class:`undo_on_error`).
-    #: The copy costs memory (a second copy of the parameters and state during the step) and
-    #: time. Measured on a CPU against torch.optim.Adam(foreach=False): 1.5x with the copy and
-    #: 1.3x without for 20 tensors of 100 elements; 2.9x with and 1.2x without for 4 tensors
-    #: of 10⁶, where the copies' allocations dominate. ``opt.undo_failed_steps = False``
-    #: trades the guarantee for that speed.
-    undo_failed_steps = True
+    #: Opt-in: ``opt.undo_failed_steps = True`` makes a step that raises half-way (a closure,
+    #: an interrupt, a bug in a custom ``update``) put every parameter and state tensor back
+    #: as it was (see :class:`undo_on_error`). The price is a copy of the parameters and their
+    #: state on every step, full-size allocations that torch.optim's in-place loop does not
+    #: make, and which a fresh process page-faults in again for every tensor. On 10M float32
+    #: parameters (40 tensors of 250k, CPU) Adam took 4.4x the time of
+    #: torch.optim.Adam(foreach=False) with the copy; without it, each optimizer that has a
+    #: torch counterpart takes 0.6x to 1.05x its time (tests/test_step_allocations.py checks
+    #: that it allocates no more). Off by default, the step still checks what it can before
+    #: it writes anything (sparse gradients, speed switches, state shapes after a
+    #: ``load_state_dict``), so the common mistakes leave nothing half-done. Optimizers whose
+    #: own refusal comes after a first write (Shampoo, SOAP, Adam8bit refuse a non-finite
+    #: gradient tensor by tensor) turn it on.
+    undo_failed_steps = False
+    #: State entries shaped like their parameter (same dtype and device too), which ``step``
+    #: checks before it changes anything.
+    param_like_state: tuple = ()
     #: Group keys that checkpoints of older torch versions lack, with the defaults torch
     #: fills in when it loads them (Adam's, NAdam's, RAdam's ``decoupled_weight_decay``).
     legacy_group_defaults: dict = {}
@@ -106,7 +168,7 @@ class Optimizer(torch.optim.Optimizer):
         group = self.param_groups[-1]
         name = type(self).__name__
         try:
-            refuse_fast_paths(name, group)
+            refuse_fast_paths(name, group, self.fast_paths)
             complex_params = [p for p in group["params"] if torch.is_complex(p)]
             if complex_params and not self.supports_complex:
                 raise ValueError(
@@ -133,31 +195,63 @@ class Optimizer(torch.optim.Optimizer):
         return {**group, "lr": as_scalar(group["lr"])}
 
     def update_group(self, params: list, grads: list, states: list, group: dict) -> None:
-        """Update one parameter group: by default one tensor at a time. The seam for a
-        multi-tensor implementation, which receives the same lists."""
+        """Update one parameter group: by default one tensor at a time. With
+        ``foreach=True`` or ``fused=True`` (for an optimizer that has the path), the
+        multi-tensor ``update_foreach`` or the compiled ``update_fused`` instead, once per
+        device and dtype (on a CPU the multi-tensor update once per run of tensors that
+        fit in the cache together, :func:`cache_sized`); a sparse gradient still takes the
+        per-tensor update, as in torch.optim's SGD."""
+        path = self.update_fused if group.get("fused") else (
+            self.update_foreach if group.get("foreach") else None)
+        dense = [i for i, grad in enumerate(grads) if not grad.is_sparse] if path else []
         for param, grad, state in zip(params, grads, states, strict=True):
-            self._update_real(param, grad, state, group)
+            if path is None or grad.is_sparse:
+                self._update_real(param, grad, state, group)
+        for indices in by_device_and_dtype([params[i] for i in dense]):
+            runs = [[dense[i] for i in indices]]
+            if path == self.update_foreach and params[runs[0][0]].device.type == "cpu":
+                runs = cache_sized(runs[0], params)
+            for chosen in runs:
+                path([params[i] for i in chosen], [grads[i] for i in chosen],
+                     [states[i] for i in chosen], group)
+
+    def update_foreach(self, params: list, grads: list, states: list, group: dict) -> None:
+        """The multi-tensor update of one device's and dtype's tensors
+        (:mod:`optcore.optim.multi_tensor`); optimizers listing "foreach" in
+        ``fast_paths`` define it."""
+        raise NotImplementedError
+
+    def update_fused(self, params: list, grads: list, states: list, group: dict) -> None:
+        """The compiled update of one device's and dtype's tensors
+        (:mod:`optcore.optim.fused`); optimizers listing "fused" in ``fast_paths`` define
+        it."""
+        raise NotImplementedError
 
     @torch.no_grad()
     def step(self, closure=None):
         """Perform one optimization step; ``closure`` re-evaluates the loss and returns it.
 
-        If anything raises during the step, every parameter and every state entry is put back
-        as it was before the step, so a failed step can be retried or skipped.
+        Everything that can be checked without computing the update is checked before the
+        first tensor changes. With ``undo_failed_steps = True``, a step that still raises
+        half-way puts every parameter and every state entry back as it was, so it can be
+        retried or skipped; without it, the tensors updated before the failure stay updated.
         """
         loss = None
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
         for group in self.param_groups:  # every check before any change
-            refuse_fast_paths(type(self).__name__, group)  # also after a load_state_dict
+            # also after a load_state_dict
+            refuse_fast_paths(type(self).__name__, group, self.fast_paths)
             for param in group["params"]:
                 if param.grad is not None:
                     self._check_sparse(param.grad)
+                    self._check_state(param, self.state.get(param))
         work = [self._gather(group) for group in self.param_groups]
         touched = [p for params, _, _ in work for p in params]
-        undo = undo_on_error(self.state, touched, groups=self.param_groups)
-        with undo if self.undo_failed_steps else nullcontext():
+        undo = (undo_on_error(self.state, touched, groups=self.param_groups)
+                if self.undo_failed_steps else nullcontext())
+        with undo:
             for (params, grads, states), group in zip(work, self.param_groups):
                 group = self.prepare_group(group)
                 if params:
@@ -178,6 +272,21 @@ class Optimizer(torch.optim.Optimizer):
             grads.append(-param.grad if group.get("maximize", False) else param.grad)
             states.append(self.state[param])
         return params, grads, states
+
+    def _check_state(self, param: torch.Tensor, state: dict | None) -> None:
+        """Refuse, before anything changes, a state entry that the update would meet shaped
+        unlike its parameter (typically a checkpoint of another model loaded with
+        ``load_state_dict``, which matches parameters by position only): the in-place update
+        would fail at that tensor, after the tensors before it had been updated."""
+        for key in self.param_like_state:
+            value = state.get(key) if state else None
+            if isinstance(value, torch.Tensor) and (value.shape, value.dtype, value.device) != (
+                    param.shape, param.dtype, param.device):
+                raise ValueError(
+                    f"{type(self).__name__}: state[{key!r}] is {value.dtype} of shape "
+                    f"{tuple(value.shape)} on {value.device}, its parameter {param.dtype} of "
+                    f"shape {tuple(param.shape)} on {param.device}; was the state_dict saved "
+                    f"for another model? The step was not taken.")
 
     def _check_sparse(self, grad: torch.Tensor) -> None:
         if grad.is_sparse and not self.supports_sparse_grad:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from . import fused as fused_paths, multi_tensor
 from .base import Optimizer, check, check_betas, check_lr
 from .pieces import decoupled_decay_, ema_, init_state, sign_step_
 
@@ -36,13 +37,24 @@ def lion_update(param, grad, state, *, lr, betas, weight_decay):
 class Lion(Optimizer):
     """Lion (EvoLved Sign Momentum) with decoupled weight decay; state ``exp_avg`` = m."""
 
-    def __init__(self, params, lr=1e-4, betas=(0.9, 0.99), weight_decay=0.0, maximize=False):
+    fast_paths = ("foreach", "fused")
+
+    def __init__(self, params, lr=1e-4, betas=(0.9, 0.99), weight_decay=0.0, maximize=False,
+                 *, foreach=None, fused=None):
         check_lr(lr)
         check_betas(betas)
         check(weight_decay >= 0.0, "weight_decay", weight_decay, "weight_decay >= 0")
-        defaults = dict(lr=lr, betas=betas, weight_decay=weight_decay, maximize=maximize)
+        defaults = dict(lr=lr, betas=betas, weight_decay=weight_decay, maximize=maximize,
+                        foreach=foreach, fused=fused)
         super().__init__(params, defaults)
 
     def update(self, param, grad, state, group):
         lion_update(param, grad, state, lr=group["lr"], betas=group["betas"],
                     weight_decay=group["weight_decay"])
+
+    def update_foreach(self, params, grads, states, group, fast=multi_tensor.lion_foreach):
+        fast(params, grads, states, lr=group["lr"], betas=group["betas"],
+             weight_decay=group["weight_decay"])
+
+    def update_fused(self, params, grads, states, group):
+        self.update_foreach(params, grads, states, group, fast=fused_paths.lion_step)

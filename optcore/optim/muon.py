@@ -6,7 +6,9 @@ import math
 
 import torch
 
-from .base import Optimizer, check, check_lr
+from .adam import adam_update
+from .base import Optimizer, check, check_betas, check_lr
+from . import fused, multi_tensor
 from .pieces import decoupled_decay_, ema_, init_state
 
 #: Keller Jordan's quintic coefficients (a, b, c), tuned for the largest slope at zero.
@@ -43,10 +45,12 @@ def newton_schulz(G, coefficients=NS_COEFFICIENTS, steps=NS_STEPS, eps=EPS,
         raise ValueError(f"Newton-Schulz needs a 2-D matrix, got shape {tuple(G.shape)}")
     a, b, c = coefficients
     tall = G.size(0) > G.size(1)
-    X = G.to(dtype)
+    # A copy even when G already has the dtype (G is then the momentum buffer), so that the
+    # normalization can divide in place without changing G, as the copy's only user.
+    X = G.to(dtype, copy=True)
     if tall:
         X = X.T
-    X = X.div(X.norm().clamp(min=eps))
+    X.div_(X.norm().clamp(min=eps))
     for _ in range(steps):
         A = X @ X.T
         # addmm rounds once per fused product and sum; writing b*A + c*(A@A) out would round
@@ -113,6 +117,9 @@ class Muon(Optimizer):
 
     #: A complex matrix seen as real pairs is no longer the matrix to orthogonalize.
     supports_complex = False
+    #: torch.optim.Muon has neither argument, so neither has the constructor: a parameter
+    #: group with ``"foreach": True`` or ``"fused": True`` selects the path for the momentum.
+    fast_paths = ("foreach", "fused")
 
     def __init__(self, params, lr=1e-3, weight_decay=0.1, momentum=0.95, nesterov=True,
                  ns_coefficients=NS_COEFFICIENTS, eps=EPS, ns_steps=NS_STEPS,
@@ -148,3 +155,88 @@ class Muon(Optimizer):
                     momentum=group["momentum"], nesterov=group["nesterov"],
                     ns_coefficients=group["ns_coefficients"], eps=group["eps"],
                     ns_steps=group["ns_steps"], adjust_lr_fn=group["adjust_lr_fn"])
+
+    def update_foreach(self, params, grads, states, group, fast=multi_tensor.muon_foreach):
+        fast(params, grads, states, lr=group["lr"], weight_decay=group["weight_decay"],
+             momentum=group["momentum"], nesterov=group["nesterov"],
+             ns_coefficients=group["ns_coefficients"], eps=group["eps"],
+             ns_steps=group["ns_steps"], adjust_lr_fn=group["adjust_lr_fn"])
+
+    def update_fused(self, params, grads, states, group):
+        self.update_foreach(params, grads, states, group, fast=fused.muon_step)
+
+
+def muon_param_groups(model, exclude=()):
+    """Two parameter groups for :class:`MuonWithAdamW`: the model's 2-D parameters (the
+    weight matrices), except those of ``torch.nn.Embedding`` modules and of the modules in
+    ``exclude``, for Muon; every other parameter (biases, norm gains, embeddings, and the
+    excluded modules, typically the input layer and the output head, which play the parts of
+    an embedding and a classifier) for AdamW. Each parameter lands in exactly one group."""
+    embeddings = [m for m in model.modules() if isinstance(m, torch.nn.Embedding)]
+    skipped = {id(p) for module in [*exclude, *embeddings] for p in module.parameters()}
+    hidden = [p for p in model.parameters() if p.ndim == 2 and id(p) not in skipped]
+    ids = {id(p) for p in hidden}
+    rest = [p for p in model.parameters() if id(p) not in ids]
+    return [{"params": hidden, "use_muon": True}, {"params": rest, "use_muon": False}]
+
+
+class MuonWithAdamW(Optimizer):
+    """Muon for the hidden weight matrices and AdamW for everything else, as one optimizer.
+
+    Muon is meant for hidden matrices only ({ref}`ch-muon`); a model also has biases, an
+    embedding and a head, which go to AdamW. Keeping both kinds of groups in one
+    ``torch.optim.Optimizer`` (``group["use_muon"]`` says which update a group gets) means
+    one ``zero_grad``, one ``step``, one ``state_dict`` and one learning-rate scheduler for
+    the pair. Build the groups with :func:`muon_param_groups`. A Muon group's ``lr`` defaults
+    to ``lr`` and an AdamW group's to ``adam_lr`` (``lr`` when None), so with
+    ``adjust_lr_fn="match_rms_adamw"`` (Muon's update scaled to AdamW's RMS, Liu et al.
+    2025) one learning rate and one ``weight_decay`` serve both, and a scheduler scales both
+    groups together. Muon groups accept only 2-D parameters.
+    """
+
+    supports_complex = False
+
+    def __init__(self, params, lr=1e-3, weight_decay=0.1, momentum=0.95, nesterov=True,
+                 ns_coefficients=NS_COEFFICIENTS, eps=EPS, ns_steps=NS_STEPS,
+                 adjust_lr_fn="match_rms_adamw", adam_lr=None, betas=(0.9, 0.999),
+                 adam_eps=1e-8):
+        check_lr(lr)
+        if adam_lr is not None:
+            check(adam_lr >= 0.0, "adam_lr", adam_lr, "adam_lr >= 0")
+        check(momentum >= 0.0, "momentum", momentum, "momentum >= 0")
+        check(weight_decay >= 0.0, "weight_decay", weight_decay, "weight_decay >= 0")
+        check(adjust_lr_fn in (None, "original", "match_rms_adamw"), "adjust_lr_fn",
+              adjust_lr_fn, 'None, "original" or "match_rms_adamw"')
+        check(ns_steps < 100, "ns_steps", ns_steps, "ns_steps < 100")
+        check_betas(betas)
+        check(adam_eps >= 0.0, "adam_eps", adam_eps, "adam_eps >= 0")
+        defaults = dict(lr=lr, weight_decay=weight_decay, momentum=momentum, nesterov=nesterov,
+                        ns_coefficients=ns_coefficients, eps=eps, ns_steps=ns_steps,
+                        adjust_lr_fn=adjust_lr_fn, adam_lr=lr if adam_lr is None else adam_lr,
+                        betas=betas, adam_eps=adam_eps, use_muon=True)
+        super().__init__(params, defaults)
+
+    def add_param_group(self, param_group):
+        param_group = dict(param_group)
+        if not param_group.get("use_muon", True):
+            param_group.setdefault("lr", param_group.get("adam_lr", self.defaults["adam_lr"]))
+        super().add_param_group(param_group)
+        group = self.param_groups[-1]
+        bad = [p for p in group["params"] if p.ndim != 2] if group["use_muon"] else []
+        if bad:
+            self.param_groups.pop()
+            raise ValueError(f"Invalid use_muon: True for a parameter of shape "
+                             f"{tuple(bad[0].shape)} (expected 2-D matrices only; give it a "
+                             f"group with use_muon=False, as muon_param_groups does)")
+
+    def update(self, param, grad, state, group):
+        if group["use_muon"]:
+            muon_update(param, grad, state, lr=group["lr"], weight_decay=group["weight_decay"],
+                        momentum=group["momentum"], nesterov=group["nesterov"],
+                        ns_coefficients=group["ns_coefficients"], eps=group["eps"],
+                        ns_steps=group["ns_steps"], adjust_lr_fn=group["adjust_lr_fn"])
+        else:
+            beta1, beta2 = group["betas"]
+            adam_update(param, grad, state, lr=group["lr"], beta1=beta1, beta2=beta2,
+                        eps=group["adam_eps"], weight_decay=group["weight_decay"],
+                        decoupled=True)

@@ -57,6 +57,7 @@ class RAdam(Optimizer):
     """Drop-in replacement for ``torch.optim.RAdam`` (same arguments, defaults and state)."""
 
     legacy_group_defaults = {"decoupled_weight_decay": False}
+    param_like_state = ("exp_avg", "exp_avg_sq")
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
                  decoupled_weight_decay=False, *, foreach=None, maximize=False,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from . import fused, multi_tensor
 from .base import Optimizer, check, check_lr
 from .pieces import count_step_, ema_, ema_sq_, init_state, l2_penalty
 
@@ -43,7 +44,14 @@ def rmsprop_update(param, grad, state, *, lr, alpha, eps, weight_decay, momentum
 
 
 class RMSprop(Optimizer):
-    """Drop-in replacement for ``torch.optim.RMSprop`` (same arguments, defaults and state)."""
+    """Drop-in replacement for ``torch.optim.RMSprop`` (same arguments, defaults and state).
+
+    torch.optim.RMSprop has no ``fused`` argument, so neither has this constructor; a
+    parameter group with ``"fused": True`` selects the compiled path."""
+
+    fast_paths = ("foreach", "fused")
+
+    param_like_state = ("square_avg", "momentum_buffer", "grad_avg")
 
     def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0,
                  centered=False, capturable=False, foreach=None, maximize=False,
@@ -64,3 +72,11 @@ class RMSprop(Optimizer):
         rmsprop_update(param, grad, state, lr=group["lr"], alpha=group["alpha"],
                        eps=group["eps"], weight_decay=group["weight_decay"],
                        momentum=group["momentum"], centered=group["centered"])
+
+    def update_foreach(self, params, grads, states, group, fast=multi_tensor.rmsprop_foreach):
+        fast(params, grads, states, lr=group["lr"], alpha=group["alpha"], eps=group["eps"],
+             weight_decay=group["weight_decay"], momentum=group["momentum"],
+             centered=group["centered"])
+
+    def update_fused(self, params, grads, states, group):
+        self.update_foreach(params, grads, states, group, fast=fused.rmsprop_step)

@@ -46,6 +46,8 @@ def rprop_update(param, grad, state, *, lr, etas, step_sizes):
 class Rprop(Optimizer):
     """Drop-in replacement for ``torch.optim.Rprop`` (same arguments, defaults and state)."""
 
+    param_like_state = ("prev", "step_size")
+
     def __init__(self, params, lr=1e-2, etas=(0.5, 1.2), step_sizes=(1e-6, 50), *,
                  capturable=False, foreach=None, maximize=False, differentiable=False):
         check_lr(lr)

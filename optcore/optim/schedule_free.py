@@ -57,12 +57,13 @@ Where optcore departs from the package, on purpose: arguments are validated (``V
 naming the argument); a step is refused unless *every* group is in train mode (the package
 looks at the first group only, so a group added later would be stepped while marked as being
 in eval mode); ``p.grad`` is left as it was (the package overwrites it with the normalized
-gradient); a failed step is undone, the group's counters included; complex parameters are
-refused by AdamWScheduleFree (the package's g·g is not |g|²) and accepted by SGDScheduleFree,
-whose update is linear. ``foreach`` defaults to None instead of True, and True is refused, as
-for every optcore optimizer: there is one per-tensor loop, which computes what the package's
-foreach path computes. A checkpoint written by the package says ``foreach=True`` (its
-default); loading it sets None, so that the package's checkpoints load and resume here.
+gradient); a failed step can be undone (``undo_failed_steps = True``), the group's counters
+included; complex parameters are refused by AdamWScheduleFree (the package's g·g is not
+|g|²) and accepted by SGDScheduleFree, whose update is linear. ``foreach`` defaults to None
+instead of True, and True is refused, as for every optcore optimizer: there is one per-tensor
+loop, which computes what the package's foreach path computes. A checkpoint written by the
+package says ``foreach=True`` (its default); loading it sets None, so that the package's
+checkpoints load and resume here.
 """
 
 from __future__ import annotations

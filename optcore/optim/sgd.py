@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from . import fused, multi_tensor
 from .base import Optimizer, check, check_lr
 from .pieces import heavy_ball_, l2_penalty
 
@@ -44,8 +45,10 @@ class SGD(Optimizer):
     """Drop-in replacement for ``torch.optim.SGD`` (same arguments, defaults and state)."""
 
     supports_sparse_grad = True
+    param_like_state = ("momentum_buffer",)
     #: Every operation is linear, so complex tensors go through as they are, as in torch.
     complex_as_real = False
+    fast_paths = ("foreach", "fused")
 
     def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0,
                  nesterov=False, *, maximize=False, foreach=None, differentiable=False,
@@ -64,3 +67,11 @@ class SGD(Optimizer):
         sgd_update(param, grad, state, lr=group["lr"], momentum=group["momentum"],
                    dampening=group["dampening"], weight_decay=group["weight_decay"],
                    nesterov=group["nesterov"])
+
+    def update_foreach(self, params, grads, states, group, fast=multi_tensor.sgd_foreach):
+        fast(params, grads, states, lr=group["lr"], momentum=group["momentum"],
+             dampening=group["dampening"], weight_decay=group["weight_decay"],
+             nesterov=group["nesterov"])
+
+    def update_fused(self, params, grads, states, group):
+        self.update_foreach(params, grads, states, group, fast=fused.sgd_step)

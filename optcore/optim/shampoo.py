@@ -134,6 +134,9 @@ class Shampoo(Optimizer):
     """
 
     supports_complex = False
+    #: A non-finite gradient is refused tensor by tensor, after the tensors before it were
+    #: updated: the undo makes the refusal leave every tensor as it was.
+    undo_failed_steps = True
 
     def __init__(self, params, lr=0.1, momentum=0.0, weight_decay=0.0, epsilon=1e-4, beta=1.0,
                  update_freq=1, maximize=False):

@@ -144,6 +144,9 @@ class SOAP(Optimizer):
     """
 
     supports_complex = False
+    #: A non-finite gradient is refused tensor by tensor, after the tensors before it were
+    #: updated: the undo makes the refusal leave every tensor as it was.
+    undo_failed_steps = True
 
     def __init__(self, params, lr=3e-3, betas=(0.95, 0.95), shampoo_beta=None,
                  weight_decay=1e-2, precondition_frequency=10, max_precondition_dim=10000, *,

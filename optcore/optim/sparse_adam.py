@@ -43,7 +43,10 @@ def sparse_adam_update(param, grad, state, *, lr, beta1, beta2, eps):
     state["exp_avg"][i] = m
     state["exp_avg_sq"][i] = v
     step_size = lr * math.sqrt(bias_correction(beta2, t)) / bias_correction(beta1, t)
-    param[i] += -step_size * m.div_(v.sqrt().add_(eps))
+    # m and v are stored: the step is computed in their buffers, and added to θ's rows in
+    # place (``param[i] += step`` would gather a copy of the rows first).
+    step = m.div_(v.sqrt_().add_(eps)).mul_(-step_size)
+    param.index_put_(i, step, accumulate=True)
 
 
 class SparseAdam(Optimizer):
@@ -52,6 +55,7 @@ class SparseAdam(Optimizer):
 
     supports_sparse_grad = True
     supports_complex = False
+    param_like_state = ("exp_avg", "exp_avg_sq")
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, maximize=False):
         check_lr(lr)
